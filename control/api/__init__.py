@@ -1,0 +1,1 @@
+"""The API contract in Python, shared by the server and every client."""

@@ -1,0 +1,232 @@
+"""The ``sampan`` entry point: every subcommand and flag, and nothing they do.
+
+Definitions live here; each command's code is ``run(args)`` in
+``control/cli/commands/<module>.py``, imported only when that command runs
+(so ``sampan control`` never loads the CLI's printers, nor ``sampan get`` the
+server). ``main`` parses, runs the command (async ones under
+``asyncio.run``) and turns every expected failure into one line on stderr and
+exit code 1.
+
+``--server`` and ``-n/--namespace`` are global: they are accepted before the
+subcommand and, as kubectl allows, after it (``sampan get pods -n demo``).
+Each subcommand declares them again with ``default=SUPPRESS``, so a value
+given before the subcommand is not overwritten by the subcommand's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import os
+import sys
+from typing import Sequence
+
+from control.cli.errors import UsageError, error_line
+
+PROG = "sampan"
+# Ctrl-C: 0 for commands that run until interrupted (watches), 130 otherwise.
+INTERRUPTED_EXIT = 130
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 1, as in kubectl."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"error: {message} (see '{self.prog} --help')")
+
+
+def parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool, which kubectl's boolean flags use (--wait=false)."""
+    value = text.strip().lower()
+    if value in ("1", "t", "true", "yes", "y"):
+        return True
+    if value in ("0", "f", "false", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
+def global_flags(*, suppress: bool) -> argparse.ArgumentParser:
+    """The flags every command accepts; ``suppress`` for the per-subcommand copies."""
+    flags = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    flags.add_argument(
+        "--server", metavar="HOST:PORT", default=default,
+        help="the control service's address (default: $SAMPAN_SERVER, else 127.0.0.1:6443)")
+    flags.add_argument(
+        "-n", "--namespace", metavar="NAMESPACE", default=default,
+        help="the namespace for namespaced kinds (default: default)")
+    return flags
+
+
+def build_parser() -> CommandLineParser:
+    parser = CommandLineParser(
+        prog=PROG, parents=[global_flags(suppress=False)],
+        description="Sampan: a container orchestrator one person can read end to end.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandLineParser)
+    commands.required = True
+    common = global_flags(suppress=True)
+
+    def command(name: str, *, module: str, help: str, aliases: Sequence[str] = (),
+                client: bool = True) -> CommandLineParser:
+        sub = commands.add_parser(name, aliases=list(aliases), help=help, description=help,
+                                  parents=[common] if client else [])
+        sub.set_defaults(module=f"control.cli.commands.{module}")
+        return sub
+
+    _define_apply(command("apply", module="apply", help="Apply a configuration to resources from files or stdin."))
+    _define_create(command("create", module="create", help="Create resources from files or from the command line."),
+                   common)
+    _define_get(command("get", module="get", help="Display one or many resources."))
+    _define_describe(command("describe", module="describe", help="Show details of a resource or group of resources."))
+    _define_delete(command("delete", module="delete", help="Delete resources by names, files or label selectors."))
+    _define_api_resources(command("api-resources", module="api_resources",
+                                  help="Print the supported API resources on the server."))
+    _define_version(command("version", module="version", help="Print the client and server version."))
+    _define_control(command("control", module="control", client=False,
+                            help="Run the control service (API server, store, controllers)."))
+    return parser
+
+
+def _filename_flags(sub: argparse.ArgumentParser, *, required: bool) -> None:
+    sub.add_argument("-f", "--filename", action="append", default=[], required=required, metavar="FILE",
+                     help="a manifest file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable)")
+    sub.add_argument("-R", "--recursive", action="store_true",
+                     help="process the directories given with -f recursively")
+
+
+def _define_apply(sub: argparse.ArgumentParser) -> None:
+    _filename_flags(sub, required=True)
+
+
+def _define_create(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    _filename_flags(sub, required=False)
+    sub.add_argument("--dry-run", choices=("none", "client"), default="none",
+                     help="client: only print the object that would be created")
+    sub.add_argument("-o", "--output", choices=("yaml", "json", "name"),
+                     help="print the created object in this format")
+    # The same flags after the kind (create namespace x -o yaml); SUPPRESS keeps
+    # a value given before the kind.
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--dry-run", choices=("none", "client"), default=argparse.SUPPRESS,
+                        help="client: only print the object that would be created")
+    output.add_argument("-o", "--output", choices=("yaml", "json", "name"), default=argparse.SUPPRESS,
+                        help="print the created object in this format")
+    what = sub.add_subparsers(dest="what", metavar="KIND", parser_class=CommandLineParser)
+    namespace = what.add_parser("namespace", aliases=["ns"], parents=[common, output],
+                                help="Create a namespace with the given name.")
+    namespace.add_argument("name", metavar="NAME")
+    namespace.set_defaults(what="namespace")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--from-literal", action="append", default=[], metavar="KEY=VALUE",
+                      help="a key and literal value (repeatable)")
+    data.add_argument("--from-file", action="append", default=[], metavar="[KEY=]PATH",
+                      help="a file (key: its base name, or KEY) or every file in a directory (repeatable)")
+    configmap = what.add_parser("configmap", aliases=["cm"], parents=[common, output, data],
+                                help="Create a config map from literals or files.")
+    configmap.add_argument("name", metavar="NAME")
+    configmap.set_defaults(what="configmap")
+    secret = what.add_parser("secret", parents=[common], help="Create a secret.")
+    secret_types = secret.add_subparsers(dest="secret_type", metavar="TYPE", parser_class=CommandLineParser)
+    secret_types.required = True
+    generic = secret_types.add_parser("generic", parents=[common, output, data],
+                                      help="Create a secret from literals or files.")
+    generic.add_argument("name", metavar="NAME")
+    generic.add_argument("--type", default="Opaque", help="the secret's type (default Opaque)")
+    secret.set_defaults(what="secret")
+
+
+def _define_get(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("resources", nargs="*", metavar="KIND[,KIND...] [NAME...] | KIND/NAME ...")
+    sub.add_argument("-o", "--output", choices=("wide", "yaml", "json", "name"), help="output format")
+    sub.add_argument("-l", "--selector", default="", metavar="SELECTOR", help="label selector (a=b,c!=d,e in (f))")
+    sub.add_argument("--field-selector", default="", metavar="SELECTOR",
+                     help="field selector (metadata.name=x,spec.nodeName=y)")
+    sub.add_argument("-A", "--all-namespaces", action="store_true", help="list across all namespaces")
+    sub.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
+    sub.add_argument("--watch-only", action="store_true", help="watch for changes without listing first")
+    sub.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    sub.add_argument("--no-headers", action="store_true", help="print tables without their header")
+    sub.add_argument("--ignore-not-found", action="store_true", help="a named object that is missing is no error")
+
+
+def _define_describe(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("resources", nargs="+", metavar="KIND [NAME...] | KIND/NAME")
+    sub.add_argument("-l", "--selector", default="", metavar="SELECTOR", help="label selector")
+    sub.add_argument("-A", "--all-namespaces", action="store_true", help="describe across all namespaces")
+    sub.add_argument("--show-events", type=parse_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                     help="list the object's events (default true)")
+
+
+def _define_delete(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("resources", nargs="*", metavar="KIND [NAME...] | KIND/NAME")
+    _filename_flags(sub, required=False)
+    sub.add_argument("-l", "--selector", default="", metavar="SELECTOR", help="delete the objects this selects")
+    sub.add_argument("--field-selector", default="", metavar="SELECTOR", help="delete the objects this selects")
+    sub.add_argument("--all", action="store_true", help="delete every object of the kind in the namespace")
+    sub.add_argument("-A", "--all-namespaces", action="store_true", help="select across all namespaces")
+    sub.add_argument("--grace-period", type=int, default=-1, metavar="SECONDS",
+                     help="seconds the pod has to stop (-1: the pod's own; 0 only with --force)")
+    sub.add_argument("--now", action="store_true", help="--grace-period=1")
+    sub.add_argument("--force", action="store_true", help="remove at once, without waiting for the node")
+    sub.add_argument("--cascade", default="background", metavar="background|orphan|foreground",
+                     help="what happens to dependents (default background)")
+    sub.add_argument("--wait", type=parse_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                     help="wait until the objects are gone (default true)")
+    sub.add_argument("--timeout", default="0s", metavar="DURATION",
+                     help="give up waiting after this long (0s: no limit)")
+    sub.add_argument("--ignore-not-found", action="store_true", help="a missing object is no error")
+
+
+def _define_api_resources(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-o", "--output", choices=("wide", "name"), help="output format")
+    sub.add_argument("--namespaced", type=parse_bool, default=None, metavar="BOOL",
+                     help="only namespaced (true) or cluster-scoped (false) kinds")
+    sub.add_argument("--no-headers", action="store_true", help="print the table without its header")
+
+
+def _define_version(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--client", action="store_true", help="print the client version only")
+
+
+def _define_control(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--store", default="sqlite:///var/lib/sampan/state.db", metavar="URL",
+                     help="state store: sqlite:///PATH or etcd://HOST:PORT")
+    sub.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT", help="the API's gRPC address")
+    sub.add_argument("--metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT",
+                     help="the Prometheus /metrics address ('' to disable)")
+    sub.add_argument("--compaction-interval", type=float, default=None, metavar="SECONDS",
+                     help="compact store history older than this, this often (default 300)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sampan`` with argv (default: sys.argv[1:]); returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return 1
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    run = importlib.import_module(args.module).run
+    try:
+        if inspect.iscoroutinefunction(run):
+            return asyncio.run(run(args))
+        return run(args)
+    except KeyboardInterrupt:
+        return 0 if getattr(args, "watch", False) or getattr(args, "watch_only", False) else INTERRUPTED_EXIT
+    except BrokenPipeError:
+        # The reader went away (sampan get pods | head): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:  # noqa: BLE001 - only expected errors are worded; others re-raise
+        line = error_line(err, server=getattr(args, "server", None))
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

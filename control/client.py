@@ -1,0 +1,200 @@
+"""The public gRPC client of the control service.
+
+Everything outside the control service (the CLI, agents, proxies, tests,
+users' own programs) talks to it through ``Client``. Objects are the typed
+messages of protos/api/v1 (``core_pb2.Pod`` ...); errors are the exceptions
+of ``control.api.errors`` (NotFoundError, ConflictError, ...), rebuilt from the
+gRPC status the server sent.
+
+    async with Client.connect("127.0.0.1:6443") as api:
+        pod = await api.get("Pod", "web", namespace="default")
+        async for event in api.watch("Pod", namespace="default"):
+            print(event.type, event.object.metadata.name)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from control.api import errors, kinds
+from protos.api.v1 import api_pb2, api_pb2_grpc
+
+DEFAULT_SERVER = "127.0.0.1:6443"
+SERVER_ENV = "SAMPAN_SERVER"
+# Lists of a big cluster exceed gRPC's 4 MiB default answer size.
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
+def resolve_server(server: str | None = None) -> str:
+    """The address to use: the explicit one, else $SAMPAN_SERVER, else the default."""
+    return server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED
+    object: Message
+
+
+def pack(obj: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(obj)
+    return packed
+
+
+def unpack(packed: any_pb2.Any) -> Message:
+    kind = kinds.by_type_url(packed.type_url)
+    return kind.message.FromString(packed.value)
+
+
+def _kind_name(kind: str | kinds.Kind) -> str:
+    return kind.kind if isinstance(kind, kinds.Kind) else kinds.resolve(kind).kind
+
+
+def _api_error(err: grpc.aio.AioRpcError) -> errors.APIError:
+    reason = None
+    for key, value in err.trailing_metadata() or ():
+        if key == errors.REASON_METADATA_KEY:
+            reason = value
+    code = err.code()
+    if code == grpc.StatusCode.UNAVAILABLE and reason is None:
+        return errors.UnavailableError(f"the control service is unreachable: {err.details()}")
+    return errors.from_status(code, err.details() or code.name, reason)
+
+
+class Client:
+    """An asyncio client for the API service."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = 30.0) -> None:
+        self._channel = channel
+        self._stub = api_pb2_grpc.APIStub(channel)
+        self.timeout = timeout
+
+    @classmethod
+    def connect(cls, server: str | None = None, *, timeout: float | None = 30.0) -> "Client":
+        channel = grpc.aio.insecure_channel(
+            resolve_server(server),
+            options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)],
+        )
+        return cls(channel, timeout=timeout)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method, request):
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+
+    async def create(self, obj: Message) -> Message:
+        response = await self._call(self._stub.Create, api_pb2.CreateRequest(object=pack(obj)))
+        return unpack(response.object)
+
+    async def get(self, kind: str | kinds.Kind, name: str, *, namespace: str = "") -> Message:
+        request = api_pb2.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name)
+        return unpack((await self._call(self._stub.Get, request)).object)
+
+    async def list(
+        self,
+        kind: str | kinds.Kind,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> tuple[list[Message], str]:
+        """The objects and the resourceVersion to watch from."""
+        request = api_pb2.ListRequest(
+            kind=_kind_name(kind), namespace=namespace,
+            label_selector=label_selector, field_selector=field_selector,
+        )
+        response = await self._call(self._stub.List, request)
+        return [unpack(item) for item in response.items], response.resource_version
+
+    async def update(self, obj: Message, *, subresource: str = "") -> Message:
+        request = api_pb2.UpdateRequest(object=pack(obj), subresource=subresource)
+        return unpack((await self._call(self._stub.Update, request)).object)
+
+    async def update_status(self, obj: Message) -> Message:
+        return await self.update(obj, subresource="status")
+
+    async def patch(
+        self,
+        kind: str | kinds.Kind,
+        name: str,
+        patch: Mapping[str, Any] | bytes,
+        *,
+        namespace: str = "",
+        subresource: str = "",
+    ) -> Message:
+        """Apply a JSON merge patch (a dict, or its JSON bytes)."""
+        body = patch if isinstance(patch, bytes) else json.dumps(patch).encode()
+        request = api_pb2.PatchRequest(
+            kind=_kind_name(kind), namespace=namespace, name=name, patch=body, subresource=subresource,
+        )
+        return unpack((await self._call(self._stub.Patch, request)).object)
+
+    async def delete(
+        self,
+        kind: str | kinds.Kind,
+        name: str,
+        *,
+        namespace: str = "",
+        grace_period_seconds: int | None = None,
+        force: bool = False,
+        propagation_policy: str = "",
+        uid: str = "",
+        resource_version: str = "",
+    ) -> tuple[Message, bool]:
+        """Delete an object. Returns it and whether it is gone (False: only marked)."""
+        request = api_pb2.DeleteRequest(
+            kind=_kind_name(kind), namespace=namespace, name=name, force=force,
+            propagation_policy=propagation_policy, uid=uid, resource_version=resource_version,
+        )
+        if grace_period_seconds is not None:
+            request.grace_period_seconds = grace_period_seconds
+        response = await self._call(self._stub.Delete, request)
+        return unpack(response.object), response.deleted
+
+    async def watch(
+        self,
+        kind: str | kinds.Kind,
+        *,
+        namespace: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        resource_version: str = "",
+    ) -> AsyncIterator[WatchEvent]:
+        """Stream changes after resource_version (empty: current objects first).
+
+        Raises ExpiredError when resource_version has been compacted: list
+        again and watch from the list's resourceVersion.
+        """
+        request = api_pb2.WatchRequest(
+            kind=_kind_name(kind), namespace=namespace, label_selector=label_selector,
+            field_selector=field_selector, resource_version=resource_version,
+        )
+        call = self._stub.Watch(request)
+        try:
+            async for event in call:
+                yield WatchEvent(event.type, unpack(event.object))
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        finally:
+            call.cancel()
+
+    async def discovery(self) -> api_pb2.DiscoveryResponse:
+        return await self._call(self._stub.Discovery, api_pb2.DiscoveryRequest())

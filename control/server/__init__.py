@@ -1,0 +1,1 @@
+"""The API service: validation, defaulting, objects over a store, watch, gRPC."""

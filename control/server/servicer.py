@@ -1,0 +1,219 @@
+"""The gRPC face of the API: decode, check size, call ResourceService, answer.
+
+Handlers are registered with raw-bytes deserialization so that a malformed or
+truncated request becomes a clear INVALID_ARGUMENT answer instead of a
+transport error, and so the 3 MiB request limit is checked with a message that
+says what happened. Every APIError becomes a gRPC status with the
+``sampan-reason`` trailing metadata; anything else is logged and answered
+INTERNAL without taking the service down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
+
+from control.api import errors, kinds
+from control.server.metrics import ControlMetrics
+from control.server.resources import ResourceService, unpack_object
+from protos.api.v1 import api_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "sampan.api.v1.API"
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+# gRPC's own hard cap sits above ours so that our check answers first.
+TRANSPORT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+SERVER_VERSION = "v0.1.0"
+
+
+def pack(obj: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(obj)
+    return packed
+
+
+def _resolve_kind(name: str) -> kinds.Kind:
+    try:
+        return kinds.resolve(name)
+    except kinds.UnknownKindError as err:
+        raise errors.NotFoundError(str(err)) from None
+
+
+def _parse(request_type: type[Message], raw: bytes) -> Message:
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise errors.RequestTooLargeError(
+            f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES} bytes (3 MiB)")
+    try:
+        return request_type.FromString(raw)
+    except (DecodeError, RecursionError) as err:
+        raise errors.BadRequestError(f"malformed {request_type.DESCRIPTOR.name}: {err}") from None
+
+
+def _unpack(packed: any_pb2.Any) -> tuple[kinds.Kind, Message]:
+    if not packed.type_url:
+        raise errors.BadRequestError("the request carries no object")
+    return unpack_object(packed.type_url, packed.value)
+
+
+class APIServicer:
+    """Implements sampan.api.v1.API on top of ResourceService."""
+
+    def __init__(self, resources: ResourceService, metrics: ControlMetrics) -> None:
+        self.resources = resources
+        self.metrics = metrics
+
+    async def create(self, request: api_pb2.CreateRequest) -> tuple[str, Message]:
+        kind, obj = _unpack(request.object)
+        return kind.kind, api_pb2.ObjectResponse(object=pack(await self.resources.create(obj)))
+
+    async def get(self, request: api_pb2.GetRequest) -> tuple[str, Message]:
+        kind = _resolve_kind(request.kind)
+        obj = await self.resources.get(kind, namespace=request.namespace, name=request.name)
+        return kind.kind, api_pb2.ObjectResponse(object=pack(obj))
+
+    async def list(self, request: api_pb2.ListRequest) -> tuple[str, Message]:
+        kind = _resolve_kind(request.kind)
+        items, revision = await self.resources.list(
+            kind, namespace=request.namespace,
+            label_selector=request.label_selector, field_selector=request.field_selector)
+        response = api_pb2.ListResponse(resource_version=str(revision))
+        response.items.extend(pack(item) for item in items)
+        return kind.kind, response
+
+    async def update(self, request: api_pb2.UpdateRequest) -> tuple[str, Message]:
+        kind, obj = _unpack(request.object)
+        updated = await self.resources.update(obj, subresource=request.subresource)
+        return kind.kind, api_pb2.ObjectResponse(object=pack(updated))
+
+    async def patch(self, request: api_pb2.PatchRequest) -> tuple[str, Message]:
+        kind = _resolve_kind(request.kind)
+        patched = await self.resources.patch(
+            kind, namespace=request.namespace, name=request.name,
+            patch=request.patch, subresource=request.subresource)
+        return kind.kind, api_pb2.ObjectResponse(object=pack(patched))
+
+    async def delete(self, request: api_pb2.DeleteRequest) -> tuple[str, Message]:
+        kind = _resolve_kind(request.kind)
+        if request.propagation_policy not in ("", "Background", "Foreground", "Orphan"):
+            raise errors.InvalidError(
+                f'propagationPolicy: Unsupported value: "{request.propagation_policy}": '
+                'supported values: "Background", "Foreground", "Orphan"')
+        obj, deleted = await self.resources.delete(
+            kind, namespace=request.namespace, name=request.name,
+            grace_period_seconds=request.grace_period_seconds if request.HasField("grace_period_seconds") else None,
+            force=request.force, uid=request.uid, resource_version=request.resource_version)
+        return kind.kind, api_pb2.DeleteResponse(object=pack(obj), deleted=deleted)
+
+    async def discovery(self, request: api_pb2.DiscoveryRequest) -> tuple[str, Message]:
+        response = api_pb2.DiscoveryResponse(server_version=SERVER_VERSION)
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        for kind in kinds.all_kinds():
+            response.resources.add(
+                kind=kind.kind, name=kind.plural, short_names=kind.short_names,
+                namespaced=kind.namespaced, api_version=kind.api_version, verbs=verbs)
+        return "", response
+
+    async def watch(self, request: api_pb2.WatchRequest) -> tuple[str, AsyncIterator[Message]]:
+        kind = _resolve_kind(request.kind)
+        events = self.resources.watch(
+            kind, namespace=request.namespace, label_selector=request.label_selector,
+            field_selector=request.field_selector, resource_version=request.resource_version)
+
+        async def stream() -> AsyncIterator[Message]:
+            gauge = self.metrics.watches.labels(kind.kind)
+            counter = self.metrics.watch_events.labels(kind.kind)
+            gauge.inc()
+            try:
+                async for event_type, obj in events:
+                    counter.inc()
+                    yield api_pb2.WatchEvent(type=event_type, object=pack(obj))
+            finally:
+                gauge.dec()
+                await events.aclose()
+
+        return kind.kind, stream()
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: errors.APIError) -> None:
+    context.set_trailing_metadata(((errors.REASON_METADATA_KEY, err.reason),))
+    await context.abort(err.code, err.message)
+
+
+def _unary(
+    verb: str,
+    request_type: type[Message],
+    method: Callable[[Any], Awaitable[tuple[str, Message]]],
+    metrics: ControlMetrics,
+) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
+    async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        start = time.perf_counter()
+        kind_label = "unknown"
+        code = grpc.StatusCode.OK
+        try:
+            request = _parse(request_type, raw)
+            kind_label = getattr(request, "kind", "") or kind_label
+            kind_label, response = await method(request)
+            return response.SerializeToString()
+        except errors.APIError as err:
+            code = err.code
+            await _abort(context, err)
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s failed", verb)
+            await _abort(context, errors.InternalError(f"internal error while serving {verb}; see the control service's log"))
+        finally:
+            metrics.requests.labels(kind_label, verb, code.name).inc()
+            metrics.request_duration.labels(kind_label, verb).observe(time.perf_counter() - start)
+        raise AssertionError("unreachable")  # abort() raises
+
+    return handler
+
+
+def _streaming(
+    servicer: APIServicer, metrics: ControlMetrics
+) -> Callable[[bytes, grpc.aio.ServicerContext], AsyncIterator[bytes]]:
+    async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        kind_label = "unknown"
+        code = grpc.StatusCode.OK
+        try:
+            request = _parse(api_pb2.WatchRequest, raw)
+            kind_label, stream = await servicer.watch(request)
+            async for event in stream:
+                yield event.SerializeToString()
+        except errors.APIError as err:
+            code = err.code
+            await _abort(context, err)
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("watch failed")
+            await _abort(context, errors.InternalError("internal error while serving watch; see the control service's log"))
+        finally:
+            metrics.requests.labels(kind_label, "watch", code.name).inc()
+
+    return handler
+
+
+def add_api_service(server: grpc.aio.Server, servicer: APIServicer) -> None:
+    """Register the API service's handlers on server."""
+    m = servicer.metrics
+    unary = {
+        "Create": ("create", api_pb2.CreateRequest, servicer.create),
+        "Get": ("get", api_pb2.GetRequest, servicer.get),
+        "List": ("list", api_pb2.ListRequest, servicer.list),
+        "Update": ("update", api_pb2.UpdateRequest, servicer.update),
+        "Patch": ("patch", api_pb2.PatchRequest, servicer.patch),
+        "Delete": ("delete", api_pb2.DeleteRequest, servicer.delete),
+        "Discovery": ("discovery", api_pb2.DiscoveryRequest, servicer.discovery),
+    }
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(_unary(verb, request_type, method, m))
+        for name, (verb, request_type, method) in unary.items()
+    }
+    handlers["Watch"] = grpc.unary_stream_rpc_method_handler(_streaming(servicer, m))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

@@ -1,0 +1,1 @@
+"""Shared test harness: real components started by the tests themselves."""
