@@ -55,7 +55,14 @@ def unpack(packed: any_pb2.Any) -> Message:
 
 
 def _kind_name(kind: str | kinds.Kind) -> str:
-    return kind.kind if isinstance(kind, kinds.Kind) else kinds.resolve(kind).kind
+    """The Kind name for a kubectl-style name; unknown names go to the server as
+    given (it may serve kinds this client does not know)."""
+    if isinstance(kind, kinds.Kind):
+        return kind.kind
+    try:
+        return kinds.resolve(kind).kind
+    except kinds.UnknownKindError:
+        return kind
 
 
 def _api_error(err: grpc.aio.AioRpcError) -> errors.APIError:

@@ -106,6 +106,8 @@ def _define_create(sub: argparse.ArgumentParser, common: argparse.ArgumentParser
                      help="client: only print the object that would be created")
     sub.add_argument("-o", "--output", choices=("yaml", "json", "name"),
                      help="print the created object in this format")
+    sub.add_argument("--save-config", action="store_true",
+                     help="store the manifest in the last-applied annotation, for a later apply")
     # The same flags after the kind (create namespace x -o yaml); SUPPRESS keeps
     # a value given before the kind.
     output = argparse.ArgumentParser(add_help=False)
@@ -202,8 +204,12 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sampan`` with argv (default: sys.argv[1:]); returns the exit code."""
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            what = "unknown flag" if extra[0].startswith("-") else "unexpected argument"
+            raise UsageError(f"error: {what}: {extra[0]} (see '{PROG} {args.command} --help')")
     except UsageError as err:
         print(err, file=sys.stderr)
         return 1

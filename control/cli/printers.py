@@ -1,8 +1,8 @@
 """Tables of objects, with the columns kubectl prints for each kind.
 
-One ``KindColumns`` per kind in ``COLUMNS``: its headers, the extra headers
-of ``-o wide``, and a pure function from one object to its cells (NAME first,
-AGE last, as in kubectl; wide columns follow AGE). ``table`` adds what the
+One ``KindColumns`` per kind in ``COLUMNS``: its headers, those of ``-o
+wide``, and a pure function from one object to its cells (NAME first, AGE
+last, as in kubectl; kubectl's wide columns mostly follow AGE). ``table`` adds what the
 command line asks for (NAMESPACE first with ``-A``, ``pod/`` before names
 when several kinds are printed, LABELS last with ``--show-labels``) and
 ``render`` lines it up as kubectl's tabwriter does (3 spaces, minimum 6).
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from google.protobuf.message import Message
 
@@ -41,10 +41,10 @@ class CellsFunction(Protocol):
 
 @dataclass(frozen=True)
 class KindColumns:
-    """The columns of one kind: headers, wide-only headers, and the cells of one object."""
+    """The columns of one kind: headers, headers with -o wide, and the cells of one object."""
 
     headers: tuple[str, ...]
-    wide_headers: tuple[str, ...]
+    wide_headers: tuple[str, ...]  # empty: -o wide adds nothing
     cells: CellsFunction
     # Events have no NAME column, so nothing to prefix with the kind.
     has_name: bool = True
@@ -260,15 +260,17 @@ def generic_cells(obj: Message, *, now: datetime, wide: bool) -> list[str]:
 
 COLUMNS: dict[str, KindColumns] = {
     "Pod": KindColumns(("NAME", "READY", "STATUS", "RESTARTS", "AGE"),
-                       ("IP", "NODE", "NOMINATED NODE", "READINESS GATES"), pod_cells),
+                       ("NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE",
+                        "READINESS GATES"), pod_cells),
     "Node": KindColumns(("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
-                        ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"),
-                        node_cells),
+                        ("NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE",
+                         "KERNEL-VERSION", "CONTAINER-RUNTIME"), node_cells),
     "Namespace": KindColumns(("NAME", "STATUS", "AGE"), (), namespace_cells),
     "ConfigMap": KindColumns(("NAME", "DATA", "AGE"), (), configmap_cells),
     "Secret": KindColumns(("NAME", "TYPE", "DATA", "AGE"), (), secret_cells),
     "Event": KindColumns(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
-                         ("SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"),
+                         ("LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN",
+                          "COUNT", "NAME"),
                          event_cells, has_name=False),
     "Lease": KindColumns(("NAME", "HOLDER", "AGE"), (), lease_cells),
 }
@@ -279,7 +281,7 @@ def columns_for(kind: kinds.Kind) -> KindColumns:
     return COLUMNS.get(kind.kind, GENERIC_COLUMNS)
 
 
-def format_labels(labels: dict[str, str] | Message) -> str:
+def format_labels(labels: Mapping[str, str]) -> str:
     """k8s labels.FormatLabels: sorted key=value pairs, or <none>."""
     text = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
     return text or NONE
@@ -288,21 +290,12 @@ def format_labels(labels: dict[str, str] | Message) -> str:
 def headers(kind: kinds.Kind, *, wide: bool = False, all_namespaces: bool = False,
             show_labels: bool = False) -> list[str]:
     columns = columns_for(kind)
-    names = list(columns.headers)
-    if wide:
-        names = _wide_headers(columns)
+    names = list(columns.wide_headers if wide and columns.wide_headers else columns.headers)
     if all_namespaces and kind.namespaced:
         names.insert(0, "NAMESPACE")
     if show_labels:
         names.append("LABELS")
     return names
-
-
-def _wide_headers(columns: KindColumns) -> list[str]:
-    if columns is COLUMNS["Event"]:
-        # Event's wide layout inserts its columns rather than appending them.
-        return ["LAST SEEN", "TYPE", "REASON", "OBJECT", *columns.wide_headers]
-    return [*columns.headers, *columns.wide_headers]
 
 
 def row(kind: kinds.Kind, obj: Message, *, now: datetime, wide: bool = False, all_namespaces: bool = False,

@@ -58,3 +58,10 @@ def _slash_targets(arguments: Sequence[str]) -> list[Target]:
 def several_kinds(targets: Sequence[Target]) -> bool:
     """Whether output must say which kind each row is (pod/web), as kubectl does."""
     return len({target.kind.kind for target in targets}) > 1
+
+
+def no_resources_message(targets: Sequence[Target], *, namespace: str) -> str:
+    """kubectl's note (on stderr) for an empty answer."""
+    if namespace and any(target.kind.namespaced for target in targets):
+        return f"No resources found in {namespace} namespace."
+    return "No resources found"

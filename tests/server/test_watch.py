@@ -83,23 +83,25 @@ async def test_watch_resumes_across_random_disconnects_without_gaps_or_duplicate
     seen: list[tuple[str, int]] = []
     writing = asyncio.create_task(writer())
     last = start
-    while True:
+    finished = False
+    while not finished:
         stream = api.watch("ConfigMap", namespace="default", resource_version=last)
         budget = rng.randint(1, 25)
         try:
-            async for event in stream:
+            while budget:
+                try:
+                    event = await asyncio.wait_for(anext(stream), 0.5)
+                except asyncio.TimeoutError:
+                    # Quiet for a while (the timeout also ends this stream):
+                    # done if the writer is, else reconnect.
+                    finished = writing.done()
+                    break
                 revision = int(event.object.metadata.resource_version)
                 seen.append((event.object.metadata.name, revision))
                 last = str(revision)
                 budget -= 1
-                if budget == 0:
-                    break
-                if writing.done() and len(seen) >= len(written):
-                    break
         finally:
             await stream.aclose()
-        if writing.done() and len(seen) >= len(written):
-            break
     await writing
     assert seen == sorted(written, key=lambda item: item[1])
 

@@ -27,7 +27,6 @@ from control.cli.manifest_files import prepare_object, read_manifest_files
 from control.cli.merge_patch import last_applied_value, with_last_applied
 from control.cli.objects import kind_of, resource_ref
 from control.cli.output import format_objects
-from control.client import Client
 from protos.api.v1 import core_pb2
 
 # Kubernetes' rule for ConfigMap and Secret keys (IsConfigMapKey).
@@ -43,19 +42,18 @@ async def run(args: argparse.Namespace) -> int:
         return await create_from_files(args)
     obj = build_object(args)
     if args.dry_run == "client":
-        print(format_objects([obj], output=args.output, single=True) if args.output
-              else f"{resource_ref(kind_of(obj), obj.metadata.name)} created (dry run)", end="" if args.output else "\n")
+        print(created_text(obj, output=args.output, dry_run=True), end="")
         return 0
     async with connect(args) as api:
-        print(await create_object(api, obj, output=args.output), end="", flush=True)
+        print(created_text(await api.create(obj), output=args.output), end="", flush=True)
     return 0
 
 
-async def create_object(api: Client, obj: Message, *, output: str | None) -> str:
-    created = await api.create(obj)
+def created_text(obj: Message, *, output: str | None, dry_run: bool = False) -> str:
+    """What create prints for an object: the object itself with -o, else ``kind/name created``."""
     if output:
-        return format_objects([created], output=output, single=True)
-    return f"{resource_ref(kind_of(created), created.metadata.name)} created\n"
+        return format_objects([obj], output=output, single=True)
+    return f"{resource_ref(kind_of(obj), obj.metadata.name)} created{' (dry run)' if dry_run else ''}\n"
 
 
 async def create_from_files(args: argparse.Namespace) -> int:
@@ -72,12 +70,10 @@ async def create_from_files(args: argparse.Namespace) -> int:
             for obj in objects:
                 try:
                     message = _message_for(obj, args=args, explicit_namespace=explicit)
-                    if args.dry_run == "client":
-                        print(format_objects([message], output=args.output, single=True) if args.output
-                              else f"{resource_ref(kind_of(message), message.metadata.name)} created (dry run)",
-                              end="" if args.output else "\n")
-                        continue
-                    print(await create_object(api, message, output=args.output), end="", flush=True)
+                    if args.dry_run != "client":
+                        message = await api.create(message)
+                    print(created_text(message, output=args.output, dry_run=args.dry_run == "client"),
+                          end="", flush=True)
                 except errors.UnavailableError:
                     raise
                 except ManifestError as err:

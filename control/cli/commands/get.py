@@ -27,7 +27,7 @@ from control.cli import durations, printers
 from control.cli.connection import connect, namespace_of, server_of
 from control.cli.errors import CommandError, api_error_line, report
 from control.cli.output import dump, format_objects, object_dict
-from control.cli.targets import Target, parse_targets, several_kinds
+from control.cli.targets import Target, no_resources_message, parse_targets, several_kinds
 from control.client import Client
 
 # Pause before watching again when the server ended a watch stream cleanly.
@@ -50,18 +50,12 @@ async def run(args: argparse.Namespace) -> int:
             # kubectl would print "No resources found"; a typo deserves an error.
             await api.get(kinds.by_kind("Namespace"), namespace)
         if args.watch or args.watch_only:
-            return await watch(api, args, targets, namespace=namespace)
-        return await show(api, args, targets, namespace=namespace)
+            return await watch(api, targets, args=args, namespace=namespace)
+        return await show(api, targets, args=args, namespace=namespace)
 
 
-def no_resources_message(targets: Sequence[Target], *, namespace: str) -> str:
-    if namespace and any(target.kind.namespaced for target in targets):
-        return f"No resources found in {namespace} namespace."
-    return "No resources found"
-
-
-async def fetch(api: Client, args: argparse.Namespace, target: Target, *,
-                namespace: str, failures: list[str]) -> list[Message]:
+async def fetch(api: Client, target: Target, *, args: argparse.Namespace, namespace: str,
+                failures: list[str]) -> list[Message]:
     """The target's objects: each named one (a missing one noted in failures), else a list."""
     scope = namespace if target.kind.namespaced else ""
     if not target.names:
@@ -78,9 +72,9 @@ async def fetch(api: Client, args: argparse.Namespace, target: Target, *,
     return found
 
 
-async def show(api: Client, args: argparse.Namespace, targets: Sequence[Target], *, namespace: str) -> int:
+async def show(api: Client, targets: Sequence[Target], *, args: argparse.Namespace, namespace: str) -> int:
     failures: list[str] = []
-    sections = [(target.kind, await fetch(api, args, target, namespace=namespace, failures=failures))
+    sections = [(target.kind, await fetch(api, target, args=args, namespace=namespace, failures=failures))
                 for target in targets]
     everything = [obj for _, objects in sections for obj in objects]
     named = any(target.names for target in targets)
@@ -136,7 +130,7 @@ def _key(obj: Message) -> tuple[str, str]:
     return obj.metadata.namespace, obj.metadata.name
 
 
-async def watch(api: Client, args: argparse.Namespace, targets: Sequence[Target], *, namespace: str) -> int:
+async def watch(api: Client, targets: Sequence[Target], *, args: argparse.Namespace, namespace: str) -> int:
     if len(targets) != 1 or len(targets[0].names) > 1:
         count = sum(max(1, len(target.names)) for target in targets)
         raise CommandError("error: watch is only supported on individual resources and resource "

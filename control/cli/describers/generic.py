@@ -32,8 +32,8 @@ _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 def describe_namespace(ns: Message, *, events: Sequence[Message] | None, now: datetime) -> str:
     w = DescriptionWriter()
     w.line(0, f"Name:\t{ns.metadata.name}")
-    sections.labels_multiline(w, "Labels", ns.metadata.labels)
-    sections.annotations_multiline(w, "Annotations", ns.metadata.annotations)
+    sections.labels_multiline(w, ns.metadata.labels)
+    sections.annotations_multiline(w, ns.metadata.annotations)
     w.line(0, f"Status:\t{ns.status.phase}")
     if ns.status.conditions:
         w.line(0, "Conditions:")
@@ -79,7 +79,7 @@ def describe_secret(secret: Message, *, events: Sequence[Message] | None, now: d
 def describe_generic(obj: Message, *, events: Sequence[Message] | None, now: datetime) -> str:
     w = DescriptionWriter()
     _header(w, obj)
-    _content(w, 0, object_dict(obj), "")
+    _content(w, object_dict(obj), level=0, path="")
     if events is not None:
         sections.events_section(w, events, now=now)
     return w.text()
@@ -88,11 +88,11 @@ def describe_generic(obj: Message, *, events: Sequence[Message] | None, now: dat
 def _header(w: DescriptionWriter, obj: Message) -> None:
     w.line(0, f"Name:\t{obj.metadata.name}")
     w.line(0, f"Namespace:\t{obj.metadata.namespace}")
-    sections.labels_multiline(w, "Labels", obj.metadata.labels)
-    sections.annotations_multiline(w, "Annotations", obj.metadata.annotations)
+    sections.labels_multiline(w, obj.metadata.labels)
+    sections.annotations_multiline(w, obj.metadata.annotations)
 
 
-def _content(w: DescriptionWriter, level: int, content: dict[str, Any], path: str) -> None:
+def _content(w: DescriptionWriter, content: dict[str, Any], *, level: int, path: str) -> None:
     for field in sorted(content):
         value = content[field]
         field_path = f"{path}.{field}"
@@ -100,12 +100,12 @@ def _content(w: DescriptionWriter, level: int, content: dict[str, Any], path: st
             continue
         if isinstance(value, dict):
             w.line(level, f"{smart_label(field)}:")
-            _content(w, level + 1, value, field_path)
+            _content(w, value, level=level + 1, path=field_path)
         elif isinstance(value, list):
             w.line(level, f"{smart_label(field)}:")
             for item in value:
                 if isinstance(item, dict):
-                    _content(w, level + 1, item, field_path)
+                    _content(w, item, level=level + 1, path=field_path)
                 else:
                     w.line(level + 1, _scalar(item))
         else:

@@ -28,10 +28,10 @@ def describe_node(node: Message, *, events: Sequence[Message] | None, now: datet
     meta, spec, status = node.metadata, node.spec, node.status
     w.line(0, f"Name:\t{meta.name}")
     w.line(0, f"Roles:\t{','.join(node_roles(node)) or sections.NONE}")
-    sections.labels_multiline(w, "Labels", meta.labels)
-    sections.annotations_multiline(w, "Annotations", meta.annotations)
+    sections.labels_multiline(w, meta.labels)
+    sections.annotations_multiline(w, meta.annotations)
     w.line(0, f"CreationTimestamp:\t{durations.rfc1123z(meta.creation_timestamp)}")
-    sections.taints_multiline(w, "Taints", spec.taints)
+    sections.taints_multiline(w, spec.taints)
     w.line(0, f"Unschedulable:\t{str(spec.unschedulable).lower()}")
     if status.conditions:
         w.line(0, "Conditions:")
@@ -65,7 +65,7 @@ def describe_node(node: Message, *, events: Sequence[Message] | None, now: datet
     if spec.provider_id:
         w.line(0, f"ProviderID:\t{spec.provider_id}")
     if pods is not None:
-        _node_pods(w, node, pods, now=now)
+        _node_pods(w, node, pods=pods, now=now)
     if events is not None:
         sections.events_section(w, events, now=now)
     return w.text()
@@ -108,12 +108,12 @@ def format_millis(name: str, millis: int) -> str:
     return text if not text.isdigit() or whole == 0 else quantity.format_decimal(whole)
 
 
-def _percent(millis: int, allocatable: Mapping[str, str], name: str) -> int:
-    capacity = _millis(allocatable.get(name, "0"))
+def _percent(millis: int, *, of: Mapping[str, str], name: str) -> int:
+    capacity = _millis(of.get(name, "0"))
     return int(millis / capacity * 100) if capacity else 0
 
 
-def _node_pods(w: DescriptionWriter, node: Message, pods: Sequence[Message], *, now: datetime) -> None:
+def _node_pods(w: DescriptionWriter, node: Message, *, pods: Sequence[Message], now: datetime) -> None:
     allocatable = node.status.allocatable or node.status.capacity
     w.line(0, f"Non-terminated Pods:\t({len(pods)} in total)")
     w.line(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge")
@@ -130,7 +130,7 @@ def _node_pods(w: DescriptionWriter, node: Message, pods: Sequence[Message], *, 
         for name in ("cpu", "memory"):
             for amounts in (requests, limits):
                 amount = amounts.get(name, 0)
-                cells.append(f"{format_millis(name, amount)} ({_percent(amount, allocatable, name)}%)")
+                cells.append(f"{format_millis(name, amount)} ({_percent(amount, of=allocatable, name=name)}%)")
         cells.append(durations.age(pod.metadata.creation_timestamp, at=now))
         w.line(1, "\t".join(cells))
     w.line(0, "Allocated resources:")
@@ -140,5 +140,5 @@ def _node_pods(w: DescriptionWriter, node: Message, pods: Sequence[Message], *, 
     extended = sorted((set(requested) | set(limited)) - set(ALLOCATED_RESOURCES))
     for name in (*ALLOCATED_RESOURCES, *extended):
         request, limit = requested.get(name, 0), limited.get(name, 0)
-        w.line(1, f"{name}\t{format_millis(name, request)} ({_percent(request, allocatable, name)}%)\t"
-                  f"{format_millis(name, limit)} ({_percent(limit, allocatable, name)}%)")
+        w.line(1, f"{name}\t{format_millis(name, request)} ({_percent(request, of=allocatable, name=name)}%)\t"
+                  f"{format_millis(name, limit)} ({_percent(limit, of=allocatable, name=name)}%)")

@@ -42,8 +42,8 @@ def describe_pod(pod: Message, *, events: Sequence[Message] | None, now: datetim
     w.line(0, f"Node:\t{spec.node_name + '/' + status.host_ip if spec.node_name else NONE}")
     if status.start_time:
         w.line(0, f"Start Time:\t{durations.rfc1123z(status.start_time)}")
-    sections.labels_multiline(w, "Labels", meta.labels)
-    sections.annotations_multiline(w, "Annotations", meta.annotations)
+    sections.labels_multiline(w, meta.labels)
+    sections.annotations_multiline(w, meta.annotations)
     if meta.HasField("deletion_timestamp") and status.phase not in ("Failed", "Succeeded"):
         w.line(0, f"Status:\tTerminating (lasts {durations.age(meta.deletion_timestamp, at=now)})")
         w.line(0, f"Termination Grace Period:\t{meta.deletion_grace_period_seconds}s")
@@ -66,8 +66,8 @@ def describe_pod(pod: Message, *, events: Sequence[Message] | None, now: datetim
     if status.nominated_node_name:
         w.line(0, f"NominatedNodeName:\t{status.nominated_node_name}")
     if spec.init_containers:
-        _containers(w, "Init Containers", spec.init_containers, status.init_container_statuses)
-    _containers(w, "Containers", spec.containers, status.container_statuses)
+        _containers(w, spec.init_containers, title="Init Containers", statuses=status.init_container_statuses)
+    _containers(w, spec.containers, title="Containers", statuses=status.container_statuses)
     if spec.readiness_gates:
         w.line(0, "Readiness Gates:")
         w.line(1, "Type\tStatus")
@@ -77,14 +77,14 @@ def describe_pod(pod: Message, *, events: Sequence[Message] | None, now: datetim
     sections.conditions_table(w, status.conditions)
     _volumes(w, spec.volumes)
     w.line(0, f"QoS Class:\t{status.qos_class or qos_class(pod)}")
-    sections.labels_multiline(w, "Node-Selectors", spec.node_selector)
-    sections.tolerations_multiline(w, "Tolerations", spec.tolerations)
+    sections.labels_multiline(w, spec.node_selector, title="Node-Selectors")
+    sections.tolerations_multiline(w, spec.tolerations)
     if events is not None:
         sections.events_section(w, events, now=now)
     return w.text()
 
 
-def _containers(w: DescriptionWriter, title: str, containers: Sequence[Message],
+def _containers(w: DescriptionWriter, containers: Sequence[Message], *, title: str,
                 statuses: Sequence[Message]) -> None:
     by_name = {status.name: status for status in statuses}
     w.line(0, f"{title}:{'' if containers else ' ' + NONE}")
@@ -107,9 +107,9 @@ def _containers(w: DescriptionWriter, title: str, containers: Sequence[Message],
                     for part in word.split("\n"):
                         w.line(3, part)
         if status is not None:
-            _state(w, "State", status.state)
+            _state(w, status.state, title="State")
             if status.last_state.HasField("terminated"):
-                _state(w, "Last State", status.last_state)
+                _state(w, status.last_state, title="Last State")
             w.line(2, f"Ready:\t{'True' if status.ready else 'False'}")
             w.line(2, f"Restart Count:\t{status.restart_count}")
         sections.resource_requirements(w, container.resources, level=2)
@@ -135,7 +135,7 @@ def _containers(w: DescriptionWriter, title: str, containers: Sequence[Message],
             w.line(3, f"{mount.mount_path} from {mount.name} ({','.join(flags)})")
 
 
-def _state(w: DescriptionWriter, title: str, state: Message) -> None:
+def _state(w: DescriptionWriter, state: Message, *, title: str) -> None:
     if state.HasField("running"):
         w.line(2, f"{title}:\tRunning")
         w.line(3, f"Started:\t{durations.rfc1123z(state.running.started_at)}")

@@ -20,7 +20,7 @@ MAX_ANNOTATION_LENGTH = 140
 HIDDEN_ANNOTATIONS = frozenset({LAST_APPLIED})
 
 
-def labels_multiline(w: DescriptionWriter, title: str, labels: Mapping[str, str], *,
+def labels_multiline(w: DescriptionWriter, labels: Mapping[str, str], *, title: str = "Labels",
                      initial_indent: str = "", inner_indent: str = "\t") -> None:
     """``Labels:  a=b`` then one ``key=value`` a line, aligned, sorted; <none> when empty."""
     w.write(0, f"{initial_indent}{title}:{inner_indent}")
@@ -33,7 +33,7 @@ def labels_multiline(w: DescriptionWriter, title: str, labels: Mapping[str, str]
         w.line(0, f"{key}={labels[key]}")
 
 
-def annotations_multiline(w: DescriptionWriter, title: str, annotations: Mapping[str, str]) -> None:
+def annotations_multiline(w: DescriptionWriter, annotations: Mapping[str, str], *, title: str = "Annotations") -> None:
     w.write(0, f"{title}:\t")
     keys = sorted(key for key in annotations if key not in HIDDEN_ANNOTATIONS)
     if not keys:
@@ -55,7 +55,7 @@ def _shorten(text: str, length: int) -> str:
     return text[:length] + "..." if len(text) > length else text
 
 
-def taints_multiline(w: DescriptionWriter, title: str, taints: Sequence[Message]) -> None:
+def taints_multiline(w: DescriptionWriter, taints: Sequence[Message], *, title: str = "Taints") -> None:
     w.write(0, f"{title}:\t")
     if not taints:
         w.line(0, NONE)
@@ -67,7 +67,7 @@ def taints_multiline(w: DescriptionWriter, title: str, taints: Sequence[Message]
         w.line(0, f"{taint.key}{value}:{taint.effect}")
 
 
-def tolerations_multiline(w: DescriptionWriter, title: str, tolerations: Sequence[Message]) -> None:
+def tolerations_multiline(w: DescriptionWriter, tolerations: Sequence[Message], *, title: str = "Tolerations") -> None:
     w.write(0, f"{title}:\t")
     if not tolerations:
         w.line(0, NONE)

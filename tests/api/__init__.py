@@ -1,0 +1,1 @@
+"""Tests of the API contract in Python (control.api)."""

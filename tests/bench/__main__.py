@@ -1,0 +1,97 @@
+"""``python -m tests.bench [--quick] [--only NAME]... [--profile DIR]``
+
+Runs the benchmarks and prints the results as markdown on stdout (progress
+goes to stderr). Exits 1 if a benchmark could not run, an operation failed,
+or a watcher missed or repeated an event; never because of a figure.
+
+NAME is a benchmark (``api-sqlite``) or any part of one (``api``, ``etcd``).
+``--profile DIR`` samples each control service with py-spy into
+``DIR/<benchmark>.txt``; read those with ``python -m tests.bench.hotspots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from tests.bench import bench_api, bench_watch
+from tests.bench.environment import find_etcd
+from tests.bench.report import Report, progress
+from tests.support.components import in_ci
+
+Benchmark = Callable[..., None]
+
+
+def _api(store: str) -> Benchmark:
+    def run(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+        plan = bench_api.QUICK if quick else bench_api.FULL
+        bench_api.run_api_benchmark(store, plan, report, etcd_binary=etcd_binary, profile_dir=profile_dir)
+    return run
+
+
+def _watch(store: str) -> Benchmark:
+    def run(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+        plan = bench_watch.QUICK if quick else bench_watch.FULL
+        bench_watch.run_watch_benchmark(store, plan, report, etcd_binary=etcd_binary, profile_dir=profile_dir)
+    return run
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "api-sqlite": _api("sqlite"),
+    "api-etcd": _api("etcd"),
+    "watch-sqlite": _watch("sqlite"),
+    "watch-etcd": _watch("etcd"),
+}
+
+
+def selected(only: list[str] | None) -> list[str]:
+    if not only:
+        return list(BENCHMARKS)
+    chosen = [name for name in BENCHMARKS if any(o == name or o in name.split("-") for o in only)]
+    if not chosen:
+        raise SystemExit(f"no benchmark matches {only}; choose from {', '.join(BENCHMARKS)}")
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check the benchmarks run")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help=f"run only matching benchmarks ({', '.join(BENCHMARKS)}); repeatable")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the control service into DIR")
+    args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the etcd and control service processes are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
+    report = Report(quick=args.quick, date=date)
+    etcd_binary = find_etcd()
+    for name in selected(args.only):
+        if name.endswith("etcd") and etcd_binary is None:
+            message = f"{name}: etcd not found (install Debian's etcd-server)"
+            (report.failures if in_ci() else report.notes).append(message + ("" if in_ci() else "; skipped"))
+            continue
+        progress(f"{name}: starting")
+        try:
+            BENCHMARKS[name](report, quick=args.quick, etcd_binary=etcd_binary, profile_dir=args.profile)
+        except Exception as err:
+            traceback.print_exc()
+            report.failures.append(f"{name} did not complete: {type(err).__name__}: {err}")
+    for row in report.throughput:
+        if row.result.errors:
+            report.failures.append(
+                f"{row.store} {row.op} c{row.concurrency} {row.path}: {row.result.errors} errors,"
+                f" first: {row.result.first_error}")
+    if args.profile:
+        report.notes.append(f"profiled with py-spy into {args.profile}: figures are slowed by sampling")
+    print(report.render())
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The benchmarks' results as markdown: two tables, the targets, notes.
+
+Every figure is printed beside the baseline measured in the same run and
+their ratio, and beside the CPU each process used while it was taken (in
+cores: 1.00 is one core busy throughout), which is what tells a server limit
+from a client or store limit on a small machine.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+
+from tests.bench.measure import LatencySummary, LoadResult
+from tests.bench.server_metrics import ServerTimes
+
+THROUGHPUT_TITLE = "## API create and get: throughput and latency"
+THROUGHPUT_HEADER = (
+    "| store | op | concurrency | path | ops | ops/s | p50 ms | p99 ms | API/raw time per op | CPU (cores) | errors |"
+)
+BREAKDOWN_TITLE = "## Where an API request's time goes (means per request, from the service's metrics)"
+BREAKDOWN_HEADER = (
+    "| store | op | concurrency | client sees ms | in server handler ms | in store calls ms"
+    " | store calls per request (ms each) | outside the server ms |"
+)
+FANOUT_TITLE = "## Watch fan-out: delivery latency"
+FANOUT_HEADER = (
+    "| store | path | watchers | client processes | updates | rate/s (target) | update p99 ms | delivered | missing"
+    " | duplicates | p50 ms | p99 ms | max ms | API/raw p99 | CPU (cores) |"
+)
+
+API = "API"
+RAW = "raw store"
+
+
+@dataclass(frozen=True)
+class ThroughputRow:
+    store: str
+    op: str
+    concurrency: int
+    path: str
+    result: LoadResult
+    ratio: float | None
+    cpu: dict[str, float]
+    server: ServerTimes | None = None
+
+
+@dataclass(frozen=True)
+class FanoutRow:
+    store: str
+    path: str
+    watchers: int
+    client_processes: int  # 0: in the benchmark's own process
+    updates: int
+    rate_target: float
+    rate_achieved: float
+    update_latency: LatencySummary  # the writer's view of its updates
+    expected: int
+    delivered: int
+    duplicates: int
+    latency: LatencySummary
+    ratio: float | None
+    cpu: dict[str, float]
+
+    @property
+    def missing(self) -> int:
+        return self.expected - self.delivered
+
+
+@dataclass
+class Report:
+    quick: bool
+    date: str
+    throughput: list[ThroughputRow] = field(default_factory=list)
+    fanout: list[FanoutRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [
+            "# Sampan benchmarks",
+            "",
+            f"- mode: {'quick (smoke test; figures not meaningful)' if self.quick else 'full'}",
+            f"- date: {self.date}",
+            f"- machine: {machine()}",
+            "",
+        ]
+        if self.throughput:
+            lines += [THROUGHPUT_TITLE, "", THROUGHPUT_HEADER, _separator(THROUGHPUT_HEADER)]
+            lines += [_throughput_line(row) for row in self.throughput]
+            lines.append("")
+        broken_down = [row for row in self.throughput if row.server is not None and row.server.requests]
+        if broken_down:
+            lines += [BREAKDOWN_TITLE, "", BREAKDOWN_HEADER, _separator(BREAKDOWN_HEADER)]
+            lines += [_breakdown_line(row) for row in broken_down]
+            lines.append("")
+        if self.fanout:
+            lines += [FANOUT_TITLE, "", FANOUT_HEADER, _separator(FANOUT_HEADER)]
+            lines += [_fanout_line(row) for row in self.fanout]
+            lines.append("")
+        verdicts = target_verdicts(self)
+        if verdicts:
+            lines += ["## Against the targets", ""] + [f"- {v}" for v in verdicts] + [""]
+        if self.notes or self.failures:
+            lines += ["## Notes", ""] + [f"- {n}" for n in dict.fromkeys(self.notes)]
+            lines += [f"- FAILED: {f}" for f in self.failures] + [""]
+        return "\n".join(lines)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries only the report)."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> str:
+    distro = ""
+    try:
+        with open("/etc/os-release") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    distro = line.split("=", 1)[1].strip().strip('"') + ", "
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores, {distro}Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def target_verdicts(report: Report) -> list[str]:
+    """The issue's targets, each read against this run's figures."""
+    verdicts = []
+    for row in report.throughput:
+        if (row.store, row.op, row.concurrency, row.path) == ("sqlite", "create", 16, API):
+            rate, p99 = row.result.ops_per_second, row.result.latency.p99
+            verdicts.append(
+                f"SQLite creates at concurrency 16: {rate:,.0f}/s (target >= 2,000/s: {_met(rate >= 2000)}),"
+                f" p99 {p99:.1f} ms (target < 20 ms: {_met(p99 < 20)})")
+        if row.store == "etcd" and row.op == "create" and row.path == API and row.ratio is not None:
+            verdicts.append(
+                f"etcd creates at concurrency {row.concurrency}: API time per write is {row.ratio:.2f}x"
+                f" the raw etcd client's (target <= 1.5x: {_met(row.ratio <= 1.5)})")
+    for row in report.fanout:
+        if row.path != API:
+            continue
+        p99 = row.latency.p99
+        complete = "all delivered" if row.missing == 0 and row.duplicates == 0 else (
+            f"{row.missing} missing, {row.duplicates} duplicated")
+        verdicts.append(
+            f"{row.store} fan-out to {row.watchers} watchers in {row.client_processes} client process(es):"
+            f" p99 {p99:.1f} ms (target < 50 ms: {_met(p99 < 50)}); {complete}")
+    if report.quick and verdicts:
+        verdicts.insert(0, "quick mode: the sizes are too small for these verdicts to mean anything")
+    return verdicts
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _separator(header: str) -> str:
+    return "|" + "|".join("---" for _ in header.strip("|").split("|")) + "|"
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}x"
+
+
+def _cpu(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {'?' if math.isnan(v) else f'{v:.2f}'}" for name, v in cpu.items())
+
+
+def _throughput_line(row: ThroughputRow) -> str:
+    r = row.result
+    cells = [row.store, row.op, str(row.concurrency), row.path, str(r.ops), f"{r.ops_per_second:,.0f}",
+             _ms(r.latency.p50), _ms(r.latency.p99), _ratio(row.ratio), _cpu(row.cpu), str(r.errors)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _breakdown_line(row: ThroughputRow) -> str:
+    server = row.server
+    assert server is not None
+    client_ms = row.result.latency.mean
+    calls = ", ".join(f"{op} {n:.2f} ({ms:.2f})" for op, (n, ms) in server.store_ms.items())
+    cells = [row.store, row.op, str(row.concurrency), _ms(client_ms), _ms(server.handler_ms),
+             _ms(server.store_total_ms), calls or "-", _ms(client_ms - server.handler_ms)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _fanout_line(row: FanoutRow) -> str:
+    procs = "in-process" if row.client_processes == 0 else str(row.client_processes)
+    cells = [row.store, row.path, str(row.watchers), procs, str(row.updates),
+             f"{row.rate_achieved:.0f} ({row.rate_target:.0f})", _ms(row.update_latency.p99),
+             f"{row.delivered:,}", f"{row.missing:,}",
+             str(row.duplicates), _ms(row.latency.p50), _ms(row.latency.p99), _ms(row.latency.max),
+             _ratio(row.ratio), _cpu(row.cpu)]
+    return "| " + " | ".join(cells) + " |"
