@@ -172,6 +172,11 @@ _COLLECTION_TAGS = {
 }
 
 
+# Markers for a mapping's pending key: none read yet, or YAML's merge key "<<".
+_NO_KEY = object()
+_MERGE = object()
+
+
 class _Frame:
     """A mapping or sequence being built, with what is needed to report on it."""
 
@@ -195,9 +200,6 @@ class _Frame:
         return _child(self.path, str(self.key))
 
 
-_NO_KEY = object()
-
-
 class _DocumentReader:
     """Builds plain values from PyYAML's event stream, one document at a time."""
 
@@ -219,6 +221,8 @@ class _DocumentReader:
             mark = exc.problem_mark or exc.context_mark
             problem = " ".join(part for part in (exc.context, exc.problem) if part)
             raise self._error(FieldError("", "Invalid YAML", problem), mark.line if mark else None) from None
+        except yaml.YAMLError as exc:  # the reader's errors (control characters) carry no mark
+            raise self._error(FieldError("", "Invalid YAML", str(exc).splitlines()[0]), None) from None
         finally:
             self._loader.dispose()
         return found
@@ -353,9 +357,6 @@ class _DocumentReader:
                 path, "Invalid YAML", f"{event.value!r} is not a valid {tag.removeprefix(_TAG)}"), line) from None
 
 
-_MERGE = object()
-
-
 def load_documents(data: str | bytes, *, source: str = "") -> list[dict[str, Any]]:
     """Every object in a YAML (or JSON) stream, in order.
 
@@ -387,7 +388,6 @@ def load_documents(data: str | bytes, *, source: str = "") -> list[dict[str, Any
         else:
             objects.append(document)
     return objects
-
 
 
 def _list_items(obj: dict[str, Any], *, source: str, index: int) -> list[dict[str, Any]]:
@@ -430,6 +430,8 @@ _INVALID = object()
 
 def kind_of(obj: dict[str, Any]) -> Kind:
     """The kind a manifest names with apiVersion and kind."""
+    if not isinstance(obj, dict):
+        raise ManifestError([FieldError("", "Invalid type", f"expected object, got {_describe(obj)}")])
     errors = [
         FieldError(name, "Required value", f"every manifest must set {name}")
         for name in ("apiVersion", "kind") if not obj.get(name)

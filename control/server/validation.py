@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
@@ -59,6 +59,7 @@ _ENV_VAR_NAME_MSG = (
 _PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
 _FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 _NON_NEGATIVE_MSG = "must be greater than or equal to 0"
+_ID_RANGE_MSG = "must be between 0 and 2147483647, inclusive"
 
 _DNS1123_LABEL = re.compile(_DNS1123_LABEL_FMT)
 _DNS1123_SUBDOMAIN = re.compile(_DNS1123_SUBDOMAIN_FMT)
@@ -73,6 +74,9 @@ def _regex_error(message: str, fmt: str, *examples: str) -> str:
     # Kubernetes' RegexError, double spaces and all.
     shown = " or ".join(f"'{example}', " for example in examples)
     return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+_QUALIFIED_NAME_REGEX_ERROR = _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
 
 
 def _too_long(limit: int) -> str:
@@ -109,14 +113,14 @@ def qualified_name_errors(value: str) -> list[str]:
     elif len(parts) == 1:
         name = value
     else:
-        return ["a qualified name " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
+        return ["a qualified name " + _QUALIFIED_NAME_REGEX_ERROR
                 + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
     if not name:
         errors.append("name part must be non-empty")
     elif len(name) > 63:
         errors.append("name part " + _too_long(63))
     if not _QUALIFIED_NAME.fullmatch(name):
-        errors.append("name part " + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc"))
+        errors.append("name part " + _QUALIFIED_NAME_REGEX_ERROR)
     return errors
 
 
@@ -222,7 +226,7 @@ def _quantity_errors(path: str, value: str) -> list[FieldError]:
     return _invalid(path, value, [_NON_NEGATIVE_MSG]) if parsed < 0 else []
 
 
-def _labels_errors(path: str, labels: dict[str, str] | Message) -> list[FieldError]:
+def _labels_errors(path: str, labels: Mapping[str, str]) -> list[FieldError]:
     errors: list[FieldError] = []
     for key in sorted(labels):
         errors += _invalid(path, key, qualified_name_errors(key))
@@ -248,14 +252,15 @@ _MAX_ANNOTATIONS_BYTES = 256 * 1024
 NAME_RULES: dict[str, Callable[[str], list[str]]] = {"Namespace": dns1123_label_errors}
 
 
-def validate_object_meta(kind: Kind, meta: Message, old_meta: Message | None) -> list[FieldError]:
+def validate_object_meta(kind: Kind, meta: Message, *, old_meta: Message | None = None) -> list[FieldError]:
     """Kubernetes' ValidateObjectMeta, plus ValidateObjectMetaUpdate when ``old_meta`` is given."""
     name_rule = NAME_RULES.get(kind.kind, dns1123_subdomain_errors)
     errors: list[FieldError] = []
     if meta.generate_name:
         # A prefix may end in '-': the generated suffix follows it.
         prefix = meta.generate_name
-        errors += _invalid("metadata.generateName", prefix, name_rule(prefix[:-1] + "a" if prefix.endswith("-") else prefix))
+        masked = prefix[:-1] + "a" if prefix.endswith("-") else prefix
+        errors += _invalid("metadata.generateName", prefix, name_rule(masked))
     if meta.name:
         errors += _invalid("metadata.name", meta.name, name_rule(meta.name))
     elif old_meta is not None or not meta.generate_name:
@@ -269,7 +274,8 @@ def validate_object_meta(kind: Kind, meta: Message, old_meta: Message | None) ->
         errors += _invalid("metadata.annotations", key, qualified_name_errors(key.lower()))
     size = sum(len(key.encode()) + len(value.encode()) for key, value in meta.annotations.items())
     if size > _MAX_ANNOTATIONS_BYTES:
-        errors.append(FieldError("metadata.annotations", "Too long", f"must have at most {_MAX_ANNOTATIONS_BYTES} bytes"))
+        errors.append(FieldError("metadata.annotations", "Too long",
+                                 f"must have at most {_MAX_ANNOTATIONS_BYTES} bytes"))
     errors += _finalizer_errors("metadata.finalizers", meta.finalizers)
     errors += _owner_reference_errors(meta.owner_references)
     if old_meta is not None:
@@ -422,7 +428,8 @@ def _dns_config_errors(spec: Message) -> list[FieldError]:
             errors.append(_required("spec.dnsConfig.nameservers",
                                     "must provide at least one DNS nameserver when `dnsPolicy` is None"))
     if len(config.nameservers) > 3:
-        errors.append(FieldError("spec.dnsConfig.nameservers", "Invalid value", "must not have more than 3 nameservers"))
+        errors.append(FieldError("spec.dnsConfig.nameservers", "Invalid value",
+                                 "must not have more than 3 nameservers"))
     for i, server in enumerate(config.nameservers):
         errors += _invalid(f"spec.dnsConfig.nameservers[{i}]", server, _ip_errors(server))
     for i, search in enumerate(config.searches):
@@ -438,7 +445,7 @@ def _id_errors(path: str, message: Message, fields: Iterable[tuple[str, str]]) -
     for field, json_name in fields:
         value = getattr(message, field)
         if message.HasField(field) and not 0 <= value <= 2**31 - 1:
-            errors += _invalid(f"{path}.{json_name}", value, ["must be between 0 and 2147483647, inclusive"])
+            errors += _invalid(f"{path}.{json_name}", value, [_ID_RANGE_MSG])
     return errors
 
 
@@ -448,7 +455,7 @@ def _pod_security_context_errors(context: Message) -> list[FieldError]:
                                         ("fs_group", "fsGroup")))
     for i, group in enumerate(context.supplemental_groups):
         if not 0 <= group <= 2**31 - 1:
-            errors += _invalid(f"{path}.supplementalGroups[{i}]", group, ["must be between 0 and 2147483647, inclusive"])
+            errors += _invalid(f"{path}.supplementalGroups[{i}]", group, [_ID_RANGE_MSG])
     for i, sysctl in enumerate(context.sysctls):
         if not sysctl.name:
             errors.append(_required(f"{path}.sysctls[{i}].name"))
@@ -642,7 +649,9 @@ def _resources_errors(path: str, resources: Message) -> list[FieldError]:
     return errors
 
 
-def _mounts_errors(path: str, mounts: Sequence[Message], *, volumes: set[str], privileged: bool) -> list[FieldError]:
+def _mounts_errors(
+    path: str, mounts: Sequence[Message], *, volumes: set[str], privileged: bool
+) -> list[FieldError]:
     errors: list[FieldError] = []
     mount_paths: set[str] = set()
     for i, mount in enumerate(mounts):
@@ -686,13 +695,14 @@ def _probe_errors(path: str, probe: Message, *, must_succeed_once: bool) -> list
     return errors
 
 
-def _handler_errors(path: str, handler: Message, kinds: Sequence[str], *, grace: int | None) -> list[FieldError]:
+def _handler_errors(path: str, handler: Message, actions: Sequence[str], *, grace: int | None) -> list[FieldError]:
     """A probe or lifecycle handler: exactly one action, and that action valid."""
     json_names = {"exec": "exec", "http_get": "httpGet", "tcp_socket": "tcpSocket", "grpc": "grpc", "sleep": "sleep"}
-    given = [kind for kind in kinds if handler.HasField(kind)]
+    given = [action for action in actions if handler.HasField(action)]
     if not given:
         return [_required(path, "must specify a handler type")]
-    errors = [_forbidden(f"{path}.{json_names[kind]}", "may not specify more than 1 handler type") for kind in given[1:]]
+    errors = [_forbidden(f"{path}.{json_names[extra]}", "may not specify more than 1 handler type")
+              for extra in given[1:]]
     kind = given[0]
     action, item = getattr(handler, kind), f"{path}.{json_names[kind]}"
     if kind == "exec" and not action.command:
@@ -746,20 +756,22 @@ def _volume_source_errors(path: str, volume: Message) -> list[FieldError]:
     given = [(field, json_name) for field, json_name in _VOLUME_SOURCES if volume.HasField(field)]
     if not given:
         return [_required(path, "must specify a volume type")]
-    errors = [_forbidden(f"{path}.{json_name}", "may not specify more than 1 volume type") for _, json_name in given[1:]]
+    errors = [_forbidden(f"{path}.{json_name}", "may not specify more than 1 volume type")
+              for _, json_name in given[1:]]
     field, json_name = given[0]
     source, item = getattr(volume, field), f"{path}.{json_name}"
     if field == "host_path":
-        errors += _name_errors(f"{item}.path", source.path, lambda value: (
-            ["must not contain '..'"] if ".." in value.split("/") else []))
+        if not source.path:
+            errors.append(_required(f"{item}.path"))
+        elif ".." in source.path.split("/"):
+            errors += _invalid(f"{item}.path", source.path, ["must not contain '..'"])
         if source.HasField("type"):
             errors += _one_of(f"{item}.type", source.type, _HOST_PATH_TYPES)
     elif field == "empty_dir" and source.HasField("size_limit"):
         errors += _quantity_errors(f"{item}.sizeLimit", source.size_limit)
     elif field in ("secret", "config_map"):
-        name_field = "secret_name" if field == "secret" else "name"
-        errors += _name_errors(f"{item}.{'secretName' if field == 'secret' else 'name'}", getattr(source, name_field),
-                               dns1123_subdomain_errors)
+        name_field, name_json = ("secret_name", "secretName") if field == "secret" else ("name", "name")
+        errors += _name_errors(f"{item}.{name_json}", getattr(source, name_field), dns1123_subdomain_errors)
         errors += _key_to_path_errors(f"{item}.items", source.items)
         errors += _file_mode_errors(f"{item}.defaultMode", source)
     elif field == "persistent_volume_claim" and not source.claim_name:
@@ -813,7 +825,8 @@ def _downward_api_items_errors(path: str, items: Sequence[Message]) -> list[Fiel
         if item.HasField("field_ref"):
             errors += _field_ref_errors(f"{item_path}.fieldRef", item.field_ref, _VOLUME_FIELD_PATHS)
             if item.HasField("resource_field_ref"):
-                errors += _invalid(item_path, "resource", ["fieldRef and resourceFieldRef can not be specified simultaneously"])
+                errors += _invalid(item_path, "resource",
+                                   ["fieldRef and resourceFieldRef can not be specified simultaneously"])
         elif item.HasField("resource_field_ref"):
             errors += _resource_field_ref_errors(f"{item_path}.resourceFieldRef", item.resource_field_ref, volume=True)
         else:
@@ -870,7 +883,8 @@ def _toleration_errors(path: str, toleration: Message) -> list[FieldError]:
         errors += _invalid(f"{path}.value", toleration.value, label_value_errors(toleration.value))
     elif toleration.operator == "Exists":
         if toleration.value:
-            errors += _invalid(f"{path}.operator", toleration.operator, ["value must be empty when `operator` is 'Exists'"])
+            errors += _invalid(f"{path}.operator", toleration.operator,
+                               ["value must be empty when `operator` is 'Exists'"])
     else:
         errors += _one_of(f"{path}.operator", toleration.operator, _TOLERATION_OPERATORS)
     if toleration.effect:
@@ -918,8 +932,8 @@ def _node_selector_term_errors(path: str, term: Message) -> list[FieldError]:
         item = f"{path}.matchFields[{i}]"
         if requirement.operator in ("In", "NotIn"):
             if len(requirement.values) != 1:
-                errors.append(_required(f"{item}.values",
-                                        "must be only one value when `operator` is 'In' or 'NotIn' for node field selector"))
+                errors.append(_required(f"{item}.values", "must be only one value when `operator` is 'In' or "
+                                                          "'NotIn' for node field selector"))
         else:
             errors += _one_of(f"{item}.operator", requirement.operator, ("In", "NotIn"))
         errors += _one_of(f"{item}.key", requirement.key, ("metadata.name",))
@@ -998,13 +1012,15 @@ def _pod_update_errors(spec: Message, old: Message) -> list[FieldError]:
     errors: list[FieldError] = []
     if old.HasField("active_deadline_seconds"):
         if not spec.HasField("active_deadline_seconds"):
-            errors += _invalid("spec.activeDeadlineSeconds", "", ["must not update from a positive integer to nil value"])
+            errors += _invalid("spec.activeDeadlineSeconds", "",
+                               ["must not update from a positive integer to nil value"])
         elif spec.active_deadline_seconds > old.active_deadline_seconds:
             errors += _invalid("spec.activeDeadlineSeconds", spec.active_deadline_seconds,
                                ["must be less than or equal to previous value"])
     for toleration in old.tolerations:
         if not any(_same_toleration(toleration, new) for new in spec.tolerations):
-            errors.append(_forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"))
+            errors.append(_forbidden("spec.tolerations",
+                                     "existing toleration can not be modified except its tolerationSeconds"))
             break
     # Undo every allowed change; whatever still differs was not allowed.
     munged = type(spec)()
@@ -1050,18 +1066,20 @@ _SECRET_REQUIRED_KEYS = {
 }
 
 
-def _data_errors(path: str, data: dict[str, str] | Message) -> list[FieldError]:
+def _data_errors(path: str, data: Mapping[str, str | bytes]) -> list[FieldError]:
     errors: list[FieldError] = []
     for key in sorted(data):
         errors += _invalid(f"{path}[{key}]", key, config_key_errors(key))
     return errors
 
 
-def _data_size(*maps: dict[str, str | bytes] | Message) -> int:
+def _data_size(*maps: Mapping[str, str | bytes]) -> int:
     return sum(len(value.encode() if isinstance(value, str) else value) for data in maps for value in data.values())
 
 
-def _immutable_data_errors(obj: Message, old: Message | None, fields: Sequence[tuple[str, str]]) -> list[FieldError]:
+def _immutable_data_errors(
+    obj: Message, old: Message | None, fields: Sequence[tuple[str, str]]
+) -> list[FieldError]:
     if old is None or not old.immutable:
         return []
     errors = [_forbidden(json_name, _IMMUTABLE_DATA) for field, json_name in fields
@@ -1108,7 +1126,8 @@ def validate_node(node: Message, old: Message | None) -> list[FieldError]:
     for i, cidr in enumerate(spec.pod_cidrs):
         errors += _invalid(f"spec.podCIDRs[{i}]", cidr, _cidr_errors(cidr))
     if len(spec.pod_cidrs) > 2:
-        errors += _invalid("spec.podCIDRs", ", ".join(spec.pod_cidrs), ["may specify no more than one CIDR for each IP family"])
+        errors += _invalid("spec.podCIDRs", ", ".join(spec.pod_cidrs),
+                           ["may specify no more than one CIDR for each IP family"])
     if spec.pod_cidr and spec.pod_cidrs and spec.pod_cidrs[0] != spec.pod_cidr:
         errors += _invalid("spec.podCIDRs[0]", spec.pod_cidrs[0], ["must match spec.podCIDR"])
     seen: set[tuple[str, str]] = set()
@@ -1131,7 +1150,8 @@ def validate_node(node: Message, old: Message | None) -> list[FieldError]:
         if old.spec.pod_cidrs and list(spec.pod_cidrs) != list(old.spec.pod_cidrs):
             errors.append(_forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid'))
         if old.spec.provider_id and spec.provider_id != old.spec.provider_id:
-            errors.append(_forbidden("spec.providerID", 'node updates may not change providerID except from "" to valid'))
+            errors.append(_forbidden("spec.providerID",
+                                     'node updates may not change providerID except from "" to valid'))
     return errors
 
 
@@ -1160,7 +1180,8 @@ def validate_lease(lease: Message, old: Message | None) -> list[FieldError]:
 
 # ---------------------------------------------------------------- registry
 
-Validator = Callable[[Message, "Message | None"], list[FieldError]]
+# A kind's rules: (new object, stored object on update or None) -> broken rules.
+Validator = Callable[[Message, Message | None], list[FieldError]]
 
 # One validator per kind; the object metadata rules run for every kind.
 VALIDATORS: dict[str, Validator] = {
@@ -1176,7 +1197,7 @@ VALIDATORS: dict[str, Validator] = {
 
 def validate(kind: Kind, obj: Message, *, old: Message | None = None) -> list[FieldError]:
     """Every rule ``obj`` breaks, as a new object or (``old`` given) as an update of ``old``."""
-    errors = validate_object_meta(kind, obj.metadata, None if old is None else old.metadata)
+    errors = validate_object_meta(kind, obj.metadata, old_meta=None if old is None else old.metadata)
     validator = VALIDATORS.get(kind.kind)
     if validator is not None:
         errors += validator(obj, old)

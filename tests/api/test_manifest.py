@@ -91,7 +91,8 @@ def test_empty_documents_are_skipped() -> None:
 
 
 def test_a_json_document_is_read() -> None:
-    assert load_documents('{"kind": "Pod", "spec": {"containers": []}}') == [{"kind": "Pod", "spec": {"containers": []}}]
+    document = {"kind": "Pod", "spec": {"containers": []}}
+    assert load_documents(json.dumps(document)) == [document]
 
 
 def test_json_indented_with_tabs_is_read() -> None:
@@ -246,11 +247,15 @@ def test_a_real_manifest_round_trips(document: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("document", manifest_documents())
-def test_a_real_manifest_round_trips_through_yaml_and_json(document: dict[str, Any]) -> None:
-    expected = without_nulls_and_empties(document)
-    printed = to_dict(to_message(document))
-    assert load_documents(dump_yaml(printed)) == [expected]
-    assert load_documents(dump_json(printed)) == [expected]
+def test_a_real_manifest_round_trips_through_printed_yaml(document: dict[str, Any]) -> None:
+    printed = dump_yaml(to_dict(to_message(document)))
+    assert load_documents(printed) == [without_nulls_and_empties(document)]
+
+
+@pytest.mark.parametrize("document", manifest_documents())
+def test_a_real_manifest_round_trips_through_printed_json(document: dict[str, Any]) -> None:
+    printed = dump_json(to_dict(to_message(document)))
+    assert load_documents(printed) == [without_nulls_and_empties(document)]
 
 
 def test_the_kind_is_chosen_by_api_version_and_kind() -> None:
@@ -304,7 +309,8 @@ def test_field_names_are_case_sensitive() -> None:
 def test_explicit_json_names_are_used() -> None:
     pod = to_message({"apiVersion": "v1", "kind": "Pod", "status": {"podIP": "10.0.0.1", "hostIP": "10.0.0.2"}})
     assert (pod.status.pod_ip, pod.status.host_ip) == ("10.0.0.1", "10.0.0.2")
-    node = to_message({"apiVersion": "v1", "kind": "Node", "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}})
+    endpoints = {"daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
+    node = to_message({"apiVersion": "v1", "kind": "Node", "status": endpoints})
     assert node.status.daemon_endpoints.kubelet_endpoint.port == 10250
 
 
@@ -499,7 +505,8 @@ def test_to_dict_writes_bytes_as_base64() -> None:
 
 
 def test_dump_yaml_is_block_style_in_the_given_order() -> None:
-    text = dump_yaml({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "c"}]}})
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}, "spec": {"containers": [{"name": "c"}]}}
+    text = dump_yaml(pod)
     assert text == "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n"
 
 

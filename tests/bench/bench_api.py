@@ -48,7 +48,7 @@ class ApiPlan:
     warmup_ops: int
 
 
-FULL = ApiPlan(concurrencies=(1, 16, 64), ops=100_000, max_seconds=2.5, warmup_ops=200)
+FULL = ApiPlan(concurrencies=(1, 16, 64), ops=20_000, max_seconds=2.5, warmup_ops=200)
 QUICK = ApiPlan(concurrencies=(1, 16, 64), ops=100, max_seconds=0.5, warmup_ops=20)
 
 

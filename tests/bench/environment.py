@@ -10,8 +10,11 @@
   subprocess, so the benchmark's client never shares its event loop.
 - With a profile directory, py-spy samples the control service for its whole
   life and writes collapsed stacks (``--format raw``) when it exits; see
-  ``tests.bench.hotspots`` to read them. Profiling slows the service, so
-  figures from a profiled run are for finding hotspots, not for quoting.
+  ``tests.bench.hotspots`` to read them. It samples only the thread holding
+  the GIL (``--gil``: the service is one event loop, so that is where its
+  time goes) and includes native frames (``--native``: gRPC's Cython and C
+  core, syscalls). Profiling slows the service, so figures from a profiled
+  run are for finding hotspots, not for quoting.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def control_service(
         if profile_to is not None:
             profile_to.parent.mkdir(parents=True, exist_ok=True)
             profiler = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.process.pid), "--format", "raw",
+                ["py-spy", "record", "--pid", str(server.process.pid), "--format", "raw", "--gil", "--native",
                  "--rate", str(PROFILE_RATE), "--output", str(profile_to)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         yield server

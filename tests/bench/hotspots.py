@@ -12,7 +12,9 @@ Prints the functions with the most samples, by file:function, two ways:
   it and what it called), counted once per sample however deep the recursion.
 
 ``--under TEXT`` keeps only the stacks through a frame containing TEXT (e.g.
-``resources.py`` or ``_streaming``).
+``resources.py`` or ``_streaming``). ``--callees TEXT`` shows, for the
+innermost frame containing TEXT, how its samples split among the functions it
+called (``(self)`` for its own code).
 """
 
 from __future__ import annotations
@@ -62,17 +64,33 @@ def summarize(stacks: list[tuple[list[str], int]], *, top: int) -> str:
     return "\n".join(lines)
 
 
+def callees(stacks: list[tuple[list[str], int]], function: str, *, top: int) -> str:
+    total = sum(count for _, count in stacks)
+    split: collections.Counter[str] = collections.Counter()
+    for frames, count in stacks:
+        positions = [i for i, name in enumerate(frames) if function in name]
+        if positions:
+            below = positions[-1] + 1
+            split[frames[below] if below < len(frames) else "(self)"] += count
+    inside = sum(split.values())
+    lines = [f"{function}: {inside} of {total} samples ({100 * inside / max(total, 1):.1f}%), by callee:"]
+    for name, count in split.most_common(top):
+        lines.append(f"  {100 * count / total:5.1f}%  {count:7d}  {name}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.hotspots")
     parser.add_argument("profile")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--under", help="only stacks through a frame containing this text")
+    parser.add_argument("--callees", metavar="TEXT", help="split a function's samples by what it called")
     args = parser.parse_args()
     with open(args.profile) as profile:
         stacks = parse(profile)
     if args.under:
         stacks = [(frames, count) for frames, count in stacks if any(args.under in f for f in frames)]
-    print(summarize(stacks, top=args.top))
+    print(callees(stacks, args.callees, top=args.top) if args.callees else summarize(stacks, top=args.top))
 
 
 if __name__ == "__main__":

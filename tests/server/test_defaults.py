@@ -77,7 +77,8 @@ def test_a_pod_spec_field_gets_kubernetes_default(field: str, value: Any) -> Non
 
 def test_pod_defaults_do_not_overwrite_set_values() -> None:
     spec = defaulted(a_pod(restartPolicy="Never", terminationGracePeriodSeconds=0, enableServiceLinks=False)).spec
-    assert (spec.restart_policy, spec.termination_grace_period_seconds, spec.enable_service_links) == ("Never", 0, False)
+    kept = (spec.restart_policy, spec.termination_grace_period_seconds, spec.enable_service_links)
+    assert kept == ("Never", 0, False)
 
 
 def test_an_empty_string_is_defaulted_as_in_kubernetes() -> None:
@@ -161,19 +162,20 @@ def test_a_field_ref_api_version_defaults_to_v1() -> None:
     assert env[0].value_from.field_ref.api_version == "v1"
 
 
+def no_execute(key: str, seconds: int) -> dict[str, Any]:
+    return {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+
+
 def test_not_ready_and_unreachable_tolerations_are_added() -> None:
     tolerations = to_dict(defaulted(a_pod()))["spec"]["tolerations"]
-    assert tolerations == [
-        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-    ]
+    assert tolerations == [no_execute("node.kubernetes.io/not-ready", 300),
+                           no_execute("node.kubernetes.io/unreachable", 300)]
 
 
 def test_an_existing_unreachable_toleration_is_kept_and_not_duplicated() -> None:
-    mine = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}
+    mine = no_execute("node.kubernetes.io/unreachable", 10)
     tolerations = to_dict(defaulted(a_pod(tolerations=[mine])))["spec"]["tolerations"]
-    assert tolerations == [mine, {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-                                  "tolerationSeconds": 300}]
+    assert tolerations == [mine, no_execute("node.kubernetes.io/not-ready", 300)]
 
 
 def test_a_toleration_of_everything_needs_no_defaults() -> None:
@@ -193,8 +195,8 @@ def test_file_volumes_default_to_mode_0644(source: dict[str, Any], field: str) -
 
 
 def test_a_set_default_mode_is_kept() -> None:
-    volume = defaulted(a_pod(volumes=[{"name": "a", "secret": {"secretName": "s", "defaultMode": 0o400}}])).spec.volumes[0]
-    assert volume.secret.default_mode == 0o400
+    pod = defaulted(a_pod(volumes=[{"name": "a", "secret": {"secretName": "s", "defaultMode": 0o400}}]))
+    assert pod.spec.volumes[0].secret.default_mode == 0o400
 
 
 def test_an_empty_dir_gets_nothing() -> None:

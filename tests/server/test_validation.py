@@ -119,7 +119,8 @@ def test_an_invalid_generate_name_is_rejected() -> None:
 
 
 def test_a_name_must_be_a_dns_subdomain() -> None:
-    assert errors_of(with_metadata(a_pod(), name="Web")) == [f'metadata.name: Invalid value: "Web": {SUBDOMAIN_MESSAGE}']
+    assert errors_of(with_metadata(a_pod(), name="Web")) == [
+        f'metadata.name: Invalid value: "Web": {SUBDOMAIN_MESSAGE}']
 
 
 def test_a_dotted_name_is_a_valid_subdomain() -> None:
@@ -283,12 +284,14 @@ def test_an_image_may_not_have_surrounding_whitespace() -> None:
         'spec.containers[0].image: Invalid value: " nginx": must not have leading or trailing whitespace']
 
 
-@pytest.mark.parametrize("port", [0, 65536, -1])
+def test_a_container_port_is_required() -> None:
+    assert container_errors(ports=[{"name": "http"}]) == ["spec.containers[0].ports[0].containerPort: Required value"]
+
+
+@pytest.mark.parametrize("port", [65536, -1])
 def test_a_container_port_must_be_in_range(port: int) -> None:
-    errors = container_errors(ports=[{"containerPort": port}])
-    expected = ("spec.containers[0].ports[0].containerPort: Required value" if port == 0 else
-                f"spec.containers[0].ports[0].containerPort: Invalid value: {port}: must be between 1 and 65535, inclusive")
-    assert errors == [expected]
+    assert container_errors(ports=[{"containerPort": port}]) == [
+        f"spec.containers[0].ports[0].containerPort: Invalid value: {port}: must be between 1 and 65535, inclusive"]
 
 
 def test_a_host_port_must_be_in_range() -> None:
@@ -549,7 +552,7 @@ def test_volumes_of_every_kind_pass() -> None:
         {"name": "e", "persistentVolumeClaim": {"claimName": "pvc"}},
         {"name": "f", "nfs": {"server": "nfs", "path": "/exports"}},
         {"name": "g", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
-        {"name": "h", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}},
+        {"name": "h", "projected": {"sources": [{"serviceAccountToken": {"path": "t", "expirationSeconds": 3600}}]}},
     ]
     assert errors_of(a_pod(volumes=volumes)) == []
 
@@ -594,7 +597,8 @@ def test_a_probe_port_name_must_be_an_iana_service_name() -> None:
     assert container_errors(livenessProbe={"tcpSocket": {"port": "HTTP"}}) == [
         'spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: "HTTP": must contain only alpha-numeric '
         "characters (a-z, 0-9), and hyphens (-)",
-        'spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: "HTTP": must contain at least one letter (a-z)',
+        'spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: "HTTP": '
+        "must contain at least one letter (a-z)",
     ]
 
 
@@ -757,12 +761,19 @@ def test_exists_takes_no_values() -> None:
         "'DoesNotExist'"]
 
 
-def test_gt_takes_a_single_integer_value() -> None:
+def test_gt_takes_a_single_value() -> None:
     assert errors_of(a_pod(affinity=node_affinity_term(operator="Gt", values=["1", "2"]))) == [
         f"{TERM_PATH}.matchExpressions[0].values: Required value: must be specified single value when `operator` is "
         "'Lt' or 'Gt'"]
+
+
+def test_lt_takes_an_integer() -> None:
     assert errors_of(a_pod(affinity=node_affinity_term(operator="Lt", values=["ten"]))) == [
         f'{TERM_PATH}.matchExpressions[0].values[0]: Invalid value: "ten": must be an integer']
+
+
+def test_gt_with_one_integer_passes() -> None:
+    assert errors_of(a_pod(affinity=node_affinity_term(operator="Gt", values=["3"]))) == []
 
 
 def test_required_node_affinity_needs_a_term() -> None:
@@ -861,9 +872,17 @@ def test_changing_toleration_seconds_is_allowed() -> None:
     assert errors_of(new, old=a_pod(tolerations=[toleration])) == []
 
 
-def test_active_deadline_may_be_set_or_shortened() -> None:
+def test_active_deadline_may_be_set_on_update() -> None:
     assert errors_of(a_pod(activeDeadlineSeconds=600), old=a_pod()) == []
+
+
+def test_active_deadline_may_be_shortened() -> None:
     assert errors_of(a_pod(activeDeadlineSeconds=300), old=a_pod(activeDeadlineSeconds=600)) == []
+
+
+def test_active_deadline_may_not_be_removed() -> None:
+    assert errors_of(a_pod(), old=a_pod(activeDeadlineSeconds=600)) == [
+        'spec.activeDeadlineSeconds: Invalid value: "": must not update from a positive integer to nil value']
 
 
 def test_active_deadline_may_not_be_extended() -> None:
