@@ -678,7 +678,14 @@ class _ManifestDumper(yaml.SafeDumper):
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     # The emitter falls back to quoting when a block cannot hold the text exactly.
-    style = "|" if "\n" in data else None
+    # A string that would read back as another type ("6", "true") gets double
+    # quotes, as kubectl prints it, rather than PyYAML's single quotes.
+    if "\n" in data:
+        style = "|"
+    elif data and dumper.resolve(yaml.ScalarNode, data, (True, False)) != _TAG + "str":
+        style = '"'
+    else:
+        style = None
     return dumper.represent_scalar(_TAG + "str", data, style=style)
 
 

@@ -7,7 +7,9 @@ commas (all must hold). Field selectors: ``path=value``, ``path==value``,
 (``metadata.name``, ``spec.nodeName``, ``status.phase`` ...).
 
 Both parse once into an immutable selector whose ``matches`` is cheap, so the
-server can filter every watch event with it.
+server can filter every watch event with it. Label keys and values must follow
+the rules labels themselves follow (control/api/names.py), so a selector no
+valid label could match is an error rather than a silently empty result.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from typing import Mapping
 
 from google.protobuf.message import Message
 
-_QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+from control.api.names import label_value_errors, qualified_name_errors
 
 
 class SelectorError(ValueError):
@@ -98,19 +99,19 @@ def parse_label_selector(text: str) -> LabelSelector:
             if i + 1 >= len(tokens):
                 raise SelectorError(f"unable to parse requirement: {text!r}: key expected after '!'")
             key = tokens[i + 1]
-            _check_key(key)
+            _reject_invalid("key", key, qualified_name_errors(key))
             reqs.append(Requirement(key, "DoesNotExist"))
             i += 2
         else:
             key = tok
-            _check_key(key)
+            _reject_invalid("key", key, qualified_name_errors(key))
             i += 1
             op = tokens[i] if i < len(tokens) else ","
             if op == ",":
                 reqs.append(Requirement(key, "Exists"))
             elif op in ("=", "==", "!="):
                 value, i = expect_value(i + 1)
-                _check_value(value)
+                _reject_invalid("value", value, label_value_errors(value))
                 reqs.append(Requirement(key, "NotIn" if op == "!=" else "In", (value,)))
             elif op in (">", "<"):
                 value, i = expect_value(i + 1)
@@ -124,7 +125,7 @@ def parse_label_selector(text: str) -> LabelSelector:
                 values: list[str] = []
                 while True:
                     value, i = expect_value(i)
-                    _check_value(value)
+                    _reject_invalid("value", value, label_value_errors(value))
                     values.append(value)
                     if i < len(tokens) and tokens[i] == ",":
                         i += 1
@@ -230,12 +231,7 @@ def _tokenize(text: str) -> list[str]:
     return tokens
 
 
-def _check_key(key: str) -> None:
-    name = key.rpartition("/")[2]
-    if not _QUALIFIED_NAME.match(key) or len(name) > 63:
-        raise SelectorError(f"invalid label key {key!r}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
-
-
-def _check_value(value: str) -> None:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
-        raise SelectorError(f"invalid label value: {value!r}: must be 63 characters or less and consist of alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character")
+def _reject_invalid(part: str, text: str, problems: list[str]) -> None:
+    """Raise SelectorError when a label key or value breaks the label rules."""
+    if problems:
+        raise SelectorError(f"invalid label {part} {text!r}: {'; '.join(problems)}")

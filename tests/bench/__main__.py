@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             BENCHMARKS[name](report, quick=args.quick, etcd_binary=etcd_binary, profile_dir=args.profile)
         except Exception as err:
-            traceback.print_exc()
-            report.failures.append(f"{name} did not complete: {type(err).__name__}: {err}")
+            traceback.print_exc()  # the whole story (with the service's log) goes to stderr
+            last_line = (str(err).strip().splitlines() or [""])[-1]
+            report.failures.append(f"{name} did not complete: {type(err).__name__}: {last_line}")
     for row in report.throughput:
         if row.result.errors:
             report.failures.append(

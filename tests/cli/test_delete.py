@@ -1,9 +1,33 @@
-"""``sampan delete`` end to end: by name, by label, by manifest; kubectl's
-wording; NotFound for a missing object; the warning of a forced deletion."""
+"""``sampan delete``: kubectl's grace-period and timeout flags, then end to
+end: by name, by label, by manifest; kubectl's wording; NotFound for a
+missing object; the warning of a forced deletion."""
 
 from __future__ import annotations
 
+import pytest
+
+from control.cli.commands.delete import grace_period, parse_duration
+from control.cli.errors import CommandError
+from control.cli.main import build_parser
 from tests.cli import sampan
+
+
+@pytest.mark.parametrize(("flags", "seconds"), [
+    ([], None),
+    (["--grace-period=30"], 30),
+    (["--grace-period=0"], 1),
+    (["--grace-period=0", "--force"], 0),
+    (["--force"], 0),
+    (["--now"], 1),
+])
+def test_grace_period_follows_kubectls_rules(flags, seconds):
+    assert grace_period(build_parser().parse_args(["delete", "pod", "web", *flags])) == seconds
+
+
+def test_timeouts_are_go_durations():
+    assert parse_duration("0s") == 0 and parse_duration("1m30s") == 90 and parse_duration("500ms") == 0.5
+    with pytest.raises(CommandError):
+        parse_duration("soon")
 
 CONFIGMAPS = "".join(
     f"---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, labels: {{tier: {tier}}}}}\n"

@@ -1,14 +1,15 @@
-"""Server-side validation (control/server/validation.py), rule by rule.
+"""Server-side validation (control/server/validation/), rule by rule.
 
 Every rule has a failing case, checked against Kubernetes' message, and a
 passing case. Covered: object metadata for every kind (names, namespaces,
 labels, annotations, finalizers, owner references, immutable fields on
-update); pods (containers, ports, env, envFrom, resources, volume mounts,
-volumes, probes, lifecycle handlers, policies, tolerations, affinity, node
-selector, and the narrow set of fields a pod update may change, binding
-included); ConfigMaps and Secrets (keys, size, immutability, types); Nodes
-(taints, pod CIDRs); Events; Leases; Namespaces. The real manifests under
-tests/api/manifests/ are valid, before and after defaulting.
+update); pods (containers, sidecar restart policies, ports, env, envFrom,
+resources, volume mounts, volumes, probes, lifecycle handlers, policies, the
+OS, seccomp profiles, tolerations, affinity, node selector, and the narrow set
+of fields a pod update may change, binding included); ConfigMaps and Secrets
+(keys, size, immutability, types); Nodes (taints, pod CIDRs); Events; Leases;
+Namespaces. The real manifests under tests/api/manifests/ are valid, before
+and after defaulting.
 """
 
 from __future__ import annotations
@@ -273,6 +274,22 @@ def test_container_names_are_unique_across_init_and_regular_containers() -> None
 
 def test_distinct_container_names_pass() -> None:
     assert errors_of(a_pod(initContainers=[a_container(name="setup")])) == []
+
+
+def test_a_regular_container_may_not_set_a_restart_policy() -> None:
+    assert container_errors(restartPolicy="Always") == [
+        "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"]
+
+
+@pytest.mark.parametrize("policy", ["Never", "OnFailure", ""])
+def test_an_init_container_restart_policy_may_only_be_always(policy: str) -> None:
+    pod = a_pod(initContainers=[a_container(name="setup", restartPolicy=policy)])
+    assert errors_of(pod) == [
+        f'spec.initContainers[0].restartPolicy: Unsupported value: "{policy}": supported values: "Always"']
+
+
+def test_a_sidecar_init_container_with_restart_policy_always_passes() -> None:
+    assert errors_of(a_pod(initContainers=[a_container(name="proxy", restartPolicy="Always")])) == []
 
 
 def test_an_image_is_required() -> None:
@@ -690,6 +707,63 @@ def test_node_selector_keys_must_be_qualified_names() -> None:
 
 def test_a_valid_node_selector_passes() -> None:
     assert errors_of(a_pod(nodeSelector={"kubernetes.io/os": "linux", "disktype": "ssd"})) == []
+
+
+def test_the_pod_os_must_be_linux_or_windows() -> None:
+    assert errors_of(a_pod(os={"name": "plan9"})) == [
+        'spec.os.name: Unsupported value: "plan9": supported values: "linux", "windows"']
+
+
+def test_the_pod_os_needs_a_name_when_given() -> None:
+    assert errors_of(a_pod(os={})) == ["spec.os.name: Required value"]
+
+
+@pytest.mark.parametrize("name", ["linux", "windows"])
+def test_a_linux_or_windows_pod_os_passes(name: str) -> None:
+    assert errors_of(a_pod(os={"name": name})) == []
+
+
+# --------------------------------------------------------------- pod: security contexts
+
+
+def test_a_seccomp_profile_type_must_be_known() -> None:
+    assert errors_of(a_pod(securityContext={"seccompProfile": {"type": "Strict"}})) == [
+        'spec.securityContext.seccompProfile.type: Unsupported value: "Strict": supported values: "Localhost", '
+        '"RuntimeDefault", "Unconfined"']
+
+
+def test_a_seccomp_profile_needs_a_type() -> None:
+    assert errors_of(a_pod(securityContext={"seccompProfile": {}})) == [
+        "spec.securityContext.seccompProfile.type: Required value: type is required when seccompProfile is set"]
+
+
+def test_a_localhost_seccomp_profile_needs_a_profile_file() -> None:
+    assert container_errors(securityContext={"seccompProfile": {"type": "Localhost"}}) == [
+        "spec.containers[0].securityContext.seccompProfile.localhostProfile: Required value: must be set when "
+        "seccomp type is Localhost"]
+
+
+@pytest.mark.parametrize("profile_type", ["RuntimeDefault", "Unconfined"])
+def test_only_a_localhost_seccomp_profile_names_a_profile_file(profile_type: str) -> None:
+    profile = {"type": profile_type, "localhostProfile": "profiles/audit.json"}
+    assert container_errors(securityContext={"seccompProfile": profile}) == [
+        'spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: "profiles/audit.json": '
+        "can only be set when seccomp type is Localhost"]
+
+
+def test_a_localhost_seccomp_profile_file_stays_under_the_seccomp_directory() -> None:
+    profile = {"type": "Localhost", "localhostProfile": "../audit.json"}
+    assert errors_of(a_pod(securityContext={"seccompProfile": profile})) == [
+        'spec.securityContext.seccompProfile.localhostProfile: Invalid value: "../audit.json": must not contain \'..\'']
+
+
+def test_valid_seccomp_profiles_pass() -> None:
+    pod = a_pod(
+        securityContext={"seccompProfile": {"type": "RuntimeDefault"}},
+        containers=[a_container(securityContext={
+            "seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/audit.json"}})],
+    )
+    assert errors_of(pod) == []
 
 
 # --------------------------------------------------------------- pod: tolerations
