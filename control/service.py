@@ -22,6 +22,7 @@ from prometheus_client import start_http_server
 
 from control.api import errors, kinds
 from control.client import Client
+from control.controllers.events import expire_events
 from control.controllers.namespace import run_namespace_controller
 from control.server.metrics import ControlMetrics, InstrumentedStore
 from control.server.resources import ResourceService
@@ -40,6 +41,8 @@ class ControlConfig:
     metrics_listen: str = "127.0.0.1:10249"
     # History older than one interval is compacted every interval (Kubernetes: 5 min).
     compaction_interval: float = 300.0
+    # Events are deleted this long after they last happened (Kubernetes: 1 h).
+    event_ttl: float = 3600.0
     shutdown_grace: float = 5.0
 
 
@@ -118,6 +121,7 @@ class ControlService:
         self._tasks = [
             asyncio.create_task(compact_history(self._store, interval=config.compaction_interval)),
             asyncio.create_task(run_namespace_controller(api)),
+            asyncio.create_task(expire_events(api, ttl=config.event_ttl)),
         ]
         self._api = api
         log.info("control service listening on %s:%d (store %s, %d kinds)",
@@ -160,6 +164,7 @@ def run(args) -> int:
         listen=args.listen,
         metrics_listen=args.metrics_listen,
         compaction_interval=getattr(args, "compaction_interval", None) or ControlConfig.compaction_interval,
+        event_ttl=getattr(args, "event_ttl", None) or ControlConfig.event_ttl,
     )
     try:
         asyncio.run(serve(config))

@@ -200,6 +200,8 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
                      help="the Prometheus /metrics address ('' to disable)")
     sub.add_argument("--compaction-interval", type=float, default=None, metavar="SECONDS",
                      help="compact store history older than this, this often (default 300)")
+    sub.add_argument("--event-ttl", type=float, default=None, metavar="SECONDS",
+                     help="delete Events this long after they last happened (default 3600)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,7 @@ from protos.api.v1 import core_pb2
 from tests.bench.configmaps import NAMESPACE, WARMUP_SEQUENCE, small_configmap, stamp, storage_key, stored_value
 from tests.bench.environment import control_service, etcd_pid, scratch_dir, sqlite_url
 from tests.bench.fanout import FanoutCounts, FanoutTally, WatcherTally
-from tests.bench.measure import CpuMeter, LatencySummary
+from tests.bench.measure import MACHINE, CpuMeter, LatencySummary
 from tests.bench.report import API, RAW, FanoutRow, Report, progress
 from tests.support.etcd import running_etcd
 
@@ -252,7 +252,9 @@ async def _api_fanout(
             sending = await _paced_updates(update, plan)
             counts = await _collect(children, plan.drain_seconds)
             cpu = meter.stop()
+            machine = cpu.pop(MACHINE)
             cpu["watchers"] = counts.cpu_seconds / (time.perf_counter() - began)
+            cpu[MACHINE] = machine
         finally:
             for child in children:
                 if child.returncode is None:

@@ -116,26 +116,44 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (all processes
+    and the kernel), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / _CLOCK_TICKS
+
+
+MACHINE = "machine"
+
+
 class CpuMeter:
     """CPU used by named processes over a stretch of wall time, in cores
-    (1.0 = one core busy the whole time)."""
+    (1.0 = one core busy the whole time), and by the whole machine
+    (``machine``): on a shared machine, machine minus the named processes is
+    the kernel's share plus whatever else ran meanwhile."""
 
     def __init__(self, pids: Mapping[str, int]) -> None:
         self._pids = dict(pids)
         self._start_wall = 0.0
         self._start_cpu: dict[str, float] = {}
+        self._start_machine = 0.0
 
     def start(self) -> "CpuMeter":
         self._start_wall = time.perf_counter()
         self._start_cpu = {name: process_cpu_seconds(pid) for name, pid in self._pids.items()}
+        self._start_machine = machine_busy_seconds()
         return self
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self._start_wall
+        machine = (machine_busy_seconds() - self._start_machine) / wall
         used = {}
         for name, pid in self._pids.items():
             try:
                 used[name] = (process_cpu_seconds(pid) - self._start_cpu[name]) / wall
             except FileNotFoundError:  # the process is gone; its share is unknown
                 used[name] = float("nan")
+        used[MACHINE] = machine
         return used
