@@ -220,6 +220,10 @@ class _DocumentReader:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = " ".join(part for part in (exc.context, exc.problem) if part)
+            if "nesting depth" in problem:
+                # PyYAML >= 6.0.4 stops very deep flow collections while scanning,
+                # before our own depth check sees them: say it the same way.
+                problem = f"nesting is deeper than {MAX_DEPTH} levels"
             raise self._error(FieldError("", "Invalid YAML", problem), mark.line if mark else None) from None
         except yaml.YAMLError as exc:  # the reader's errors (control characters) carry no mark
             raise self._error(FieldError("", "Invalid YAML", str(exc).splitlines()[0]), None) from None

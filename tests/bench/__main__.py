@@ -15,12 +15,14 @@ import argparse
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Callable
 
 from tests.bench import bench_api, bench_watch
 from tests.bench.environment import find_etcd
+from tests.bench.measure import machine_busy_seconds
 from tests.bench.report import Report, progress
 from tests.support.components import in_ci
 
@@ -58,6 +60,13 @@ def selected(only: list[str] | None) -> list[str]:
     return chosen
 
 
+def idle_machine_load(seconds: float = 1.0) -> float:
+    """Cores busy while this benchmark does nothing: work by others on a shared machine."""
+    before = machine_busy_seconds()
+    time.sleep(seconds)
+    return (machine_busy_seconds() - before) / seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n\n")[1])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the benchmarks run")
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     date = subprocess.run(["date"], capture_output=True, text=True).stdout.strip()
     report = Report(quick=args.quick, date=date)
+    report.notes.append(f"before the run, other work kept {idle_machine_load():.2f} cores of the machine busy"
+                        " (CPU column 'machine' minus the named processes is the kernel's share plus such work)")
     etcd_binary = find_etcd()
     for name in selected(args.only):
         if name.endswith("etcd") and etcd_binary is None:

@@ -1,0 +1,1 @@
+"""Container runtimes behind one contract (see ``agent.runtime.base``)."""
