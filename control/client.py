@@ -33,8 +33,11 @@ MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 
 
 def resolve_server(server: str | None = None) -> str:
-    """The address to use: the explicit one, else $SAMPAN_SERVER, else the default."""
-    return server or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
+    """The address to use: the explicit one, else $SAMPAN_SERVER, else the
+    config file's current context (see control.client_config), else the default."""
+    from control.client_config import server_from_config
+
+    return server or os.environ.get(SERVER_ENV) or server_from_config() or DEFAULT_SERVER
 
 
 @dataclass(frozen=True, slots=True)

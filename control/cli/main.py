@@ -86,6 +86,10 @@ def build_parser() -> CommandLineParser:
     _define_version(command("version", module="version", help="Print the client and server version."))
     _define_control(command("control", module="control", client=False,
                             help="Run the control service (API server, store, controllers)."))
+    _define_agent(command("agent", module="agent",
+                          help="Run the node agent: register this machine and run the pods bound to it."))
+    _define_up(command("up", module="up", client=False,
+                       help="Bring up a single-node cluster on this machine (control service and agent)."))
     return parser
 
 
@@ -202,6 +206,37 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
                      help="compact store history older than this, this often (default 300)")
     sub.add_argument("--event-ttl", type=float, default=None, metavar="SECONDS",
                      help="delete Events this long after they last happened (default 3600)")
+
+
+def _define_agent(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--node-name", default=None, metavar="NAME", help="the Node's name (default: the hostname)")
+    sub.add_argument("--data-dir", default="/var/lib/sampan/agent", metavar="DIR",
+                     help="pod directories, volumes, logs and the process runtime's state")
+    sub.add_argument("--runtime", choices=("auto", "containerd", "process"), default="auto",
+                     help="auto: containerd if its socket answers, else the process runtime")
+    sub.add_argument("--containerd-socket", default="/run/containerd/containerd.sock", metavar="PATH")
+    sub.add_argument("--pod-cidr", default="", metavar="CIDR", help="this node's pod network, e.g. 10.244.1.0/24")
+    sub.add_argument("--node-ip", default="", metavar="IP", help="the node's InternalIP (default: detected)")
+    sub.add_argument("--node-labels", default="", metavar="K=V,...", help="labels to put on the Node")
+    sub.add_argument("--metrics-listen", default="127.0.0.1:10250", metavar="HOST:PORT",
+                     help="the Prometheus /metrics address ('' to disable)")
+    sub.add_argument("--restart-backoff", type=float, default=10.0, metavar="SECONDS",
+                     help="first container restart back-off (doubles each crash)")
+    sub.add_argument("--restart-backoff-max", type=float, default=300.0, metavar="SECONDS",
+                     help="the longest container restart back-off")
+
+
+def _define_up(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--data-dir", default="/var/lib/sampan", metavar="DIR",
+                     help="the store, the agent's data and the logs")
+    sub.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT", help="the API's gRPC address")
+    sub.add_argument("--node-name", default=None, metavar="NAME", help="this machine's Node name (default: hostname)")
+    sub.add_argument("--runtime", choices=("auto", "containerd", "process"), default="auto",
+                     help="auto: containerd if its socket answers, else the process runtime")
+    sub.add_argument("--containerd-socket", default="/run/containerd/containerd.sock", metavar="PATH")
+    sub.add_argument("--pod-cidr", default="10.244.0.0/24", metavar="CIDR")
+    sub.add_argument("--control-metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT")
+    sub.add_argument("--agent-metrics-listen", default="127.0.0.1:10250", metavar="HOST:PORT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,23 +1,24 @@
 """Benchmark 2: watch fan-out, delivery latency from one writer to many watchers.
 
 For one store kind, a control service runs as a subprocess on a fresh store.
-``watchers`` API watches (``Client.watch`` on ConfigMaps in one namespace)
-run in ``tests.bench.watch_client`` processes; the benchmark process then
-updates ``configmaps`` ConfigMaps ``updates`` times, paced at ``rate`` per
-second, each update stamped with its sequence number and its send time
+In each run, ``watchers`` API watches (``Client.watch`` on ConfigMaps in one
+namespace) run in ``tests.bench.watch_client`` processes; the benchmark
+process then updates ``configmaps`` ConfigMaps ``updates`` times, paced at a
+fixed rate, each update stamped with its sequence number and its send time
 (``time.time()``). Each watcher records receive time minus send time. Every
 watcher must receive every update: anything less is reported as missing (and
 fails the run), as are duplicates.
 
-The run is repeated with the watchers spread over each number of client
-processes in ``client_layouts``: if latency falls when the same watchers
-are spread wider, the client, not the server, was the limit.
+``api_runs`` lists the runs as (rate, watcher processes): the target rate
+with the watchers in one process and spread over two (if latency falls when
+the same watchers are spread wider, the client, not the server, was the
+limit), and a lower rate to show how much headroom the service has.
 
-Baseline, in the same run: the same fan-out with ``watchers`` raw
-``store.watch`` iterators in the benchmark process, on a fresh store of the
-same kind, fed by ``store.update`` with the same paced, stamped values
+Baseline, in the same run, at each rate: the same fan-out with ``watchers``
+raw ``store.watch`` iterators in the benchmark process, on a fresh store of
+the same kind, fed by ``store.update`` with the same paced, stamped values
 (decoded by each watcher as an API client would). The API rows carry
-"API p99 / raw p99".
+"API p99 / raw p99" at the same rate.
 
 Before the timed updates, one warm-up update must reach every watcher, so
 every stream is established when timing starts.
@@ -56,16 +57,21 @@ REPORT_LINE_LIMIT = 64 * 1024 * 1024
 class WatchPlan:
     watchers: int
     updates: int
-    rate: float  # updates per second
     configmaps: int  # updates cycle over this many objects
-    client_layouts: tuple[int, ...]  # numbers of watcher processes to try
+    api_runs: tuple[tuple[float, int], ...]  # (updates per second, watcher processes) of each API run
     ready_seconds: float  # for every watcher to receive the warm-up update
     drain_seconds: float  # after the last update, for every delivery
 
+    @property
+    def rates(self) -> list[float]:
+        return sorted({rate for rate, _ in self.api_runs})
 
-FULL = WatchPlan(watchers=100, updates=1000, rate=200.0, configmaps=50, client_layouts=(1, 2),
+
+# The target rate (200/s) with the watchers in one process and in two, and half
+# that rate to show the headroom.
+FULL = WatchPlan(watchers=100, updates=1000, configmaps=50, api_runs=((100.0, 1), (200.0, 1), (200.0, 2)),
                  ready_seconds=60.0, drain_seconds=30.0)
-QUICK = WatchPlan(watchers=20, updates=40, rate=200.0, configmaps=10, client_layouts=(1, 2),
+QUICK = WatchPlan(watchers=20, updates=40, configmaps=10, api_runs=((100.0, 1), (200.0, 2)),
                   ready_seconds=30.0, drain_seconds=15.0)
 
 Update = Callable[[int], Awaitable[None]]
@@ -97,33 +103,36 @@ def run_watch_benchmark(
         server = stack.enter_context(control_service(workdir / "control", store_url=server_url, profile_to=profile_to))
         pids = {"ctl": server.process.pid, **pids, "bench": os.getpid()}
 
-        progress(f"watch {store}: raw store baseline, {plan.watchers} watchers in-process")
-        counts, sending, cpu = asyncio.run(_raw_fanout(raw_url, plan, pids))
-        baseline = _row(store, RAW, 0, plan, counts, sending, cpu, None, report)
-        report.fanout.append(baseline)
-        for layout, processes in enumerate(plan.client_layouts):
-            progress(f"watch {store}: API, {plan.watchers} watchers in {processes} client process(es)")
-            counts, sending, cpu = asyncio.run(_api_fanout(server.address, plan, pids, processes, layout))
-            report.fanout.append(_row(store, API, processes, plan, counts, sending, cpu, baseline, report))
+        baselines = {}
+        for run, rate in enumerate(plan.rates):
+            progress(f"watch {store}: raw store baseline, {plan.watchers} watchers in-process, {rate:g} updates/s")
+            counts, sending, cpu = asyncio.run(_raw_fanout(raw_url, plan, rate, pids, run))
+            baselines[rate] = _row(store, RAW, 0, plan, rate, counts, sending, cpu, None, report)
+            report.fanout.append(baselines[rate])
+        for run, (rate, processes) in enumerate(plan.api_runs):
+            progress(f"watch {store}: API, {plan.watchers} watchers in {processes} client process(es),"
+                     f" {rate:g} updates/s")
+            counts, sending, cpu = asyncio.run(_api_fanout(server.address, plan, rate, pids, processes, run))
+            report.fanout.append(_row(store, API, processes, plan, rate, counts, sending, cpu, baselines[rate], report))
     report.notes.append(
-        f"watch fan-out: {plan.updates} updates over {plan.configmaps} ConfigMaps paced at {plan.rate:g}/s;"
+        f"watch fan-out: each run is {plan.updates} updates over {plan.configmaps} ConfigMaps, paced;"
         f" {WATCHERS_PER_CHANNEL} watchers per client channel; 'update p99' is the writer's view of its"
         " updates; CPU 'bench' is the writer (and, for the raw baseline, the watchers too), 'watchers' the"
         " watcher processes together")
 
 
 def _row(
-    store: str, path: str, processes: int, plan: WatchPlan, counts: FanoutCounts, sending: Sending,
+    store: str, path: str, processes: int, plan: WatchPlan, rate: float, counts: FanoutCounts, sending: Sending,
     cpu: dict[str, float], baseline: FanoutRow | None, report: Report,
 ) -> FanoutRow:
     latency = LatencySummary.of(counts.latencies)
     row = FanoutRow(
         store=store, path=path, watchers=counts.watchers, client_processes=processes, updates=plan.updates,
-        rate_target=plan.rate, rate_achieved=sending.rate, update_latency=sending.latency,
+        rate_target=rate, rate_achieved=sending.rate, update_latency=sending.latency,
         expected=counts.watchers * plan.updates,
         delivered=counts.delivered, duplicates=counts.duplicates, latency=latency,
         ratio=latency.p99 / baseline.latency.p99 if baseline is not None else None, cpu=cpu)
-    where = f"watch {store} {path}" + (f" ({processes} client processes)" if processes else "")
+    where = f"watch {store} {path} at {rate:g}/s" + (f" ({processes} client processes)" if processes else "")
     for error in sorted(set(counts.errors + sending.errors))[:5]:
         report.failures.append(f"{where}: {error}")
     if row.missing or row.duplicates:
@@ -131,8 +140,8 @@ def _row(
     return row
 
 
-async def _paced_updates(update: Update, plan: WatchPlan) -> Sending:
-    """Start update(0..updates-1) at plan.rate per second, each as its own task
+async def _paced_updates(update: Update, plan: WatchPlan, rate: float) -> Sending:
+    """Start update(0..updates-1) at rate per second, each as its own task
     so a slow write never delays the next send."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -149,24 +158,27 @@ async def _paced_updates(update: Update, plan: WatchPlan) -> Sending:
     tasks = []
     start = time.perf_counter()
     for sequence in range(plan.updates):
-        delay = start + sequence / plan.rate - time.perf_counter()
+        delay = start + sequence / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(timed(sequence)))
     span = time.perf_counter() - start
     await asyncio.gather(*tasks)
-    rate = (plan.updates - 1) / span if plan.updates > 1 and span > 0 else float("nan")
-    return Sending(rate=rate, latency=LatencySummary.of(latencies), errors=errors)
+    achieved = (plan.updates - 1) / span if plan.updates > 1 and span > 0 else float("nan")
+    return Sending(rate=achieved, latency=LatencySummary.of(latencies), errors=errors)
 
 
 # ----------------------------------------------------------------- raw store
 
 
-async def _raw_fanout(url: str, plan: WatchPlan, pids: dict[str, int]) -> tuple[FanoutCounts, Sending, dict]:
+async def _raw_fanout(
+    url: str, plan: WatchPlan, rate: float, pids: dict[str, int], run: int
+) -> tuple[FanoutCounts, Sending, dict]:
     store = await open_store(url)
     try:
-        keys = [RAW_PREFIX + storage_key(f"watched-{j}") for j in range(plan.configmaps)]
-        templates = [_stored_template(f"watched-{j}") for j in range(plan.configmaps)]
+        names = [f"watched-{run}-{j}" for j in range(plan.configmaps)]
+        keys = [RAW_PREFIX + storage_key(name) for name in names]
+        templates = [_stored_template(name) for name in names]
         revisions = {}
         for key, template in zip(keys, templates):
             revisions[key] = (await store.create(key, template.SerializeToString(deterministic=True))).mod_revision
@@ -192,7 +204,7 @@ async def _raw_fanout(url: str, plan: WatchPlan, pids: dict[str, int]) -> tuple[
             await asyncio.wait_for(tally.wait_ready(), plan.ready_seconds)
             meter = CpuMeter(pids).start()
             cpu_before = time.process_time()
-            sending = await _paced_updates(update, plan)
+            sending = await _paced_updates(update, plan, rate)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(tally.wait_done(), plan.drain_seconds)
             cpu = meter.stop()
@@ -226,12 +238,12 @@ async def _raw_watch_into(store: Store, prefix: str, start_revision: int, tally:
 
 
 async def _api_fanout(
-    address: str, plan: WatchPlan, pids: dict[str, int], processes: int, layout: int
+    address: str, plan: WatchPlan, rate: float, pids: dict[str, int], processes: int, run: int
 ) -> tuple[FanoutCounts, Sending, dict]:
     async with Client.connect(address) as api:
         templates = []
         for j in range(plan.configmaps):
-            created = await api.create(small_configmap(f"watched-{layout}-{j}"))
+            created = await api.create(small_configmap(f"watched-{run}-{j}"))
             created.metadata.ClearField("resource_version")  # updates retry against the latest
             templates.append(created)
         _, resource_version = await api.list("ConfigMap", namespace=NAMESPACE)
@@ -249,7 +261,7 @@ async def _api_fanout(
             await asyncio.wait_for(asyncio.gather(*(_expect_ready(child) for child in children)), plan.ready_seconds)
             meter = CpuMeter(pids).start()
             began = time.perf_counter()
-            sending = await _paced_updates(update, plan)
+            sending = await _paced_updates(update, plan, rate)
             counts = await _collect(children, plan.drain_seconds)
             cpu = meter.stop()
             machine = cpu.pop(MACHINE)

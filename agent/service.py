@@ -1,0 +1,196 @@
+"""``sampan agent``: one node's agent process.
+
+Wires the pieces: the container runtime (containerd through CRI when its
+socket answers, else the process runtime, and the log says which and why),
+the Node registration, the heartbeat Lease, the node status reporter, the pod
+manager (recovering what the runtime still runs before it starts), and the
+Prometheus endpoint. Stops on SIGTERM/SIGINT without touching running pods:
+pods outlive the agent, and the next agent adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from prometheus_client import start_http_server
+
+from agent.metrics import AgentMetrics, InstrumentedRuntime, sample_container_stats
+from agent.node import MachineFacts, NodeIdentity, NodeLease, NodeStatusReporter, register_node
+from agent.runtime.base import ContainerRuntime
+from control.api import errors
+from control.client import Client
+
+log = logging.getLogger("sampan.agent")
+
+DEFAULT_CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    server: str
+    node_name: str
+    data_dir: str = "/var/lib/sampan/agent"
+    runtime: str = "auto"  # auto, containerd, process
+    containerd_socket: str = DEFAULT_CONTAINERD_SOCKET
+    pod_cidr: str = ""
+    node_ip: str = ""
+    node_labels: Mapping[str, str] = field(default_factory=dict)
+    metrics_listen: str = "127.0.0.1:10250"
+    lease_interval: float = 10.0
+    status_interval: float = 10.0
+    backoff_initial: float = 10.0
+    backoff_max: float = 300.0
+    backoff_reset: float = 600.0
+
+
+async def choose_runtime(config: AgentConfig) -> tuple[ContainerRuntime, str]:
+    """The runtime to use and why (logged at start)."""
+    if config.runtime in ("auto", "containerd"):
+        reason = f"no containerd socket at {config.containerd_socket}"
+        if os.path.exists(config.containerd_socket):
+            from agent.runtime.cri import CRIRuntime
+
+            runtime = CRIRuntime(config.containerd_socket)
+            try:
+                info = await runtime.info()
+                return runtime, f"containerd answers at {config.containerd_socket} ({info.version})"
+            except Exception as err:
+                await runtime.close()
+                reason = f"containerd at {config.containerd_socket} does not answer: {err}"
+        if config.runtime == "containerd":
+            raise SystemExit(f"--runtime containerd: {reason}")
+    else:
+        reason = "--runtime process"
+    from agent.runtime.process import ProcessRuntime
+
+    return ProcessRuntime(os.path.join(config.data_dir, "process-runtime")), (
+        f"process runtime (no isolation): {reason}")
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.metrics = AgentMetrics()
+        self._tasks: list[asyncio.Task] = []
+        self._api: Client | None = None
+        self._runtime: ContainerRuntime | None = None
+        self._metrics_server = None
+
+    async def start(self) -> None:
+        config = self.config
+        os.makedirs(config.data_dir, exist_ok=True)
+        runtime, why = await choose_runtime(config)
+        log.info("container runtime: %s", why)
+        info = await runtime.info()
+        self._runtime = InstrumentedRuntime(runtime, self.metrics)
+        self._api = Client.connect(config.server)
+        identity = NodeIdentity(
+            name=config.node_name, labels=dict(config.node_labels), pod_cidr=config.pod_cidr,
+            runtime_version=info.version, runtime_isolated=info.isolated)
+        facts = await asyncio.to_thread(MachineFacts.read, data_dir=config.data_dir, node_ip=config.node_ip)
+        await self._register(identity, facts)
+
+        from agent.pods import PodManager, RestartBackoff
+
+        pods = PodManager(
+            api=self._api, runtime=self._runtime, node_name=config.node_name, data_dir=config.data_dir,
+            host_ip=facts.internal_ip,
+            backoff=RestartBackoff(initial=config.backoff_initial, maximum=config.backoff_max,
+                                   reset_after=config.backoff_reset))
+        await pods.recover()
+        if config.metrics_listen:
+            host, _, port = config.metrics_listen.rpartition(":")
+            self._metrics_server = start_http_server(int(port), host or "0.0.0.0", registry=self.metrics.registry)
+        self._tasks = [
+            asyncio.create_task(NodeLease(self._api, config.node_name, interval=config.lease_interval).run()),
+            asyncio.create_task(NodeStatusReporter(
+                self._api, identity, data_dir=config.data_dir, node_ip=config.node_ip,
+                interval=config.status_interval).run()),
+            asyncio.create_task(pods.run()),
+            asyncio.create_task(sample_container_stats(self._runtime, self.metrics)),
+        ]
+        log.info("agent for node %s started (data in %s)", config.node_name, config.data_dir)
+
+    async def _register(self, identity: NodeIdentity, facts: MachineFacts) -> None:
+        """Register, retrying while the control service is unreachable."""
+        delay = 0.5
+        while True:
+            try:
+                await register_node(self._api, identity, facts)
+                return
+            except errors.UnavailableError as err:
+                log.warning("control service unreachable, retrying in %.1fs: %s", delay, err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._metrics_server is not None:
+            server, _thread = self._metrics_server
+            server.shutdown()
+        if self._api is not None:
+            await self._api.close()
+        if self._runtime is not None:
+            await self._runtime.close()
+        log.info("agent stopped; pods keep running")
+
+    async def wait(self) -> None:
+        """Until a background task fails (which ends the agent)."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+
+
+async def serve(config: AgentConfig) -> None:
+    agent = Agent(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await agent.start()
+    waiting = asyncio.create_task(agent.wait())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting.done():
+            waiting.result()
+    finally:
+        waiting.cancel()
+        stopping.cancel()
+        await agent.stop()
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--node-labels: expected KEY=VALUE, got {part!r}")
+        labels[key] = value
+    return labels
+
+
+def run(args) -> int:
+    """Entry point of ``sampan agent`` (args from the CLI's parser)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from control.client import resolve_server
+
+    try:
+        config = AgentConfig(
+            server=resolve_server(args.server), node_name=args.node_name or os.uname().nodename,
+            data_dir=args.data_dir, runtime=args.runtime, containerd_socket=args.containerd_socket,
+            pod_cidr=args.pod_cidr or "", node_ip=args.node_ip or "",
+            node_labels=parse_labels(args.node_labels), metrics_listen=args.metrics_listen,
+            backoff_initial=args.restart_backoff, backoff_max=args.restart_backoff_max)
+        asyncio.run(serve(config))
+    except ValueError as err:
+        log.error("%s", err)
+        return 1
+    return 0

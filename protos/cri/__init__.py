@@ -1,0 +1,1 @@
+"""The Kubernetes Container Runtime Interface (CRI), as far as Sampan uses it."""
