@@ -94,6 +94,7 @@ class ControlService:
         config = self.config
         self._store = InstrumentedStore(await open_store(config.store_url), self.metrics)
         resources = ResourceService(self._store)
+        self._resources = resources
         await ensure_system_namespaces(resources)
 
         server = grpc.aio.server(options=[
@@ -138,6 +139,8 @@ class ControlService:
         if self._metrics_server is not None:
             server, _thread = self._metrics_server
             server.shutdown()
+        if getattr(self, "_resources", None) is not None:
+            await self._resources.close()
         if self._store is not None:
             await self._store.close()
         log.info("control service stopped")

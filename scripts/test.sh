@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client)
+DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

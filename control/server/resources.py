@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError, Message
 
 from control.api import errors, kinds, manifest, mergepatch, selectors
 from control.server import defaults, strategy, validation
+from control.server.watchcache import CacheReset, SubscriberTooSlow, WatchCache
 from control.store import (
     CompactedError,
     EventType,
@@ -64,10 +65,18 @@ def describe(kind: kinds.Kind, name: str) -> str:
 class ResourceService:
     """The semantics of every API verb, for every kind, over one Store."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utc_now, cache_watches: bool = True) -> None:
         self.store = store
         self.clock = clock
         self._decoded: OrderedDict[tuple[str, int], Message] = OrderedDict()
+        self.watch_cache = WatchCache(store, self.decode) if cache_watches else None
+        if self.watch_cache is not None:
+            # Creates look their namespace up here rather than in the store.
+            self.watch_cache.of(kinds.by_kind("Namespace")).start()
+
+    async def close(self) -> None:
+        if self.watch_cache is not None:
+            await self.watch_cache.stop()
 
     # ------------------------------------------------------------ encoding
 
@@ -174,10 +183,16 @@ class ResourceService:
 
     async def _check_namespace_open(self, namespace: str) -> None:
         ns_kind = kinds.by_kind("Namespace")
-        kv = await self.store.get(ns_kind.storage_key(namespace="", name=namespace))
-        if kv is None:
-            raise errors.NotFoundError(f'namespaces "{namespace}" not found')
-        ns = self.decode(ns_kind, kv)
+        key = ns_kind.storage_key(namespace="", name=namespace)
+        ns = None
+        if self.watch_cache is not None and self.watch_cache.of(ns_kind).ready.is_set():
+            ns = self.watch_cache.of(ns_kind).objects.get(key)
+        if ns is None:
+            # Not cached (yet): a namespace created a moment ago may not have reached the cache.
+            kv = await self.store.get(key)
+            if kv is None:
+                raise errors.NotFoundError(f'namespaces "{namespace}" not found')
+            ns = self.decode(ns_kind, kv)
         if ns.metadata.HasField("deletion_timestamp"):
             raise errors.PreconditionError(
                 f"unable to create new content in namespace {namespace} because it is being terminated")
@@ -438,17 +453,21 @@ class ResourceService:
                 start = int(resource_version) + 1
             except ValueError:
                 raise errors.BadRequestError(f"invalid resourceVersion {resource_version!r}: must be an integer") from None
+        prefix = kind.storage_prefix(namespace)
+        cached = None
+        if self.watch_cache is not None:
+            cached = await self.watch_cache.of(kind).subscribe(prefix=prefix, after=start - 1)
+        if cached is not None:
+            changes = self._cached_changes(cached)
+        else:
+            changes = self._store_changes(kind, prefix, start)
         try:
-            async for event in self.store.watch(kind.storage_prefix(namespace), start_revision=start):
-                prev = self.decode(kind, event.prev) if event.prev is not None else None
+            async for deleted, obj, prev in changes:
                 was = prev is not None and matches(prev)
-                if event.type is EventType.DELETE:
+                if deleted:
                     if was:
-                        gone = kind.message()
-                        gone.CopyFrom(self.decode(kind, event.kv))
-                        yield "DELETED", gone
+                        yield "DELETED", obj
                     continue
-                obj = self.decode(kind, event.kv)
                 now = matches(obj)
                 if now and was:
                     yield "MODIFIED", obj
@@ -459,6 +478,29 @@ class ResourceService:
         except CompactedError as err:
             raise errors.ExpiredError(
                 f"too old resource version: {start - 1} ({err.compacted})") from None
+        except (SubscriberTooSlow, CacheReset) as err:
+            raise errors.ExpiredError(f"watch closed: {err}") from None
+        finally:
+            await changes.aclose()
+
+    @staticmethod
+    async def _cached_changes(events) -> AsyncIterator[tuple[bool, Message, Message | None]]:
+        try:
+            async for event in events:
+                yield event.deleted, event.obj, event.prev
+        finally:
+            await events.aclose()
+
+    async def _store_changes(
+        self, kind: kinds.Kind, prefix: str, start: int
+    ) -> AsyncIterator[tuple[bool, Message, Message | None]]:
+        events = self.store.watch(prefix, start_revision=start)
+        try:
+            async for event in events:
+                prev = self.decode(kind, event.prev) if event.prev is not None else None
+                yield event.type is EventType.DELETE, self.decode(kind, event.kv), prev
+        finally:
+            await events.aclose()
 
     # -------------------------------------------------------------- events
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -30,6 +31,7 @@ MAX_REQUEST_BYTES = 3 * 1024 * 1024
 # gRPC's own hard cap sits above ours so that our check answers first.
 TRANSPORT_MAX_RECEIVE_BYTES = 16 * 1024 * 1024
 SERVER_VERSION = "v0.1.0"
+_ENCODED_EVENTS_CACHE = 4096
 
 
 def pack(obj: Message) -> any_pb2.Any:
@@ -67,6 +69,19 @@ class APIServicer:
     def __init__(self, resources: ResourceService, metrics: ControlMetrics) -> None:
         self.resources = resources
         self.metrics = metrics
+        # Serialized watch events, shared by every watcher of the same change.
+        self._encoded_events: OrderedDict[tuple, bytes] = OrderedDict()
+
+    def encode_watch_event(self, event_type: str, obj: Message) -> bytes:
+        meta = obj.metadata
+        key = (obj.DESCRIPTOR.full_name, meta.namespace, meta.name, meta.resource_version, event_type)
+        encoded = self._encoded_events.get(key)
+        if encoded is None:
+            encoded = api_pb2.WatchEvent(type=event_type, object=pack(obj)).SerializeToString()
+            self._encoded_events[key] = encoded
+            if len(self._encoded_events) > _ENCODED_EVENTS_CACHE:
+                self._encoded_events.popitem(last=False)
+        return encoded
 
     async def create(self, request: api_pb2.CreateRequest) -> tuple[str, Message]:
         kind, obj = _unpack(request.object)
@@ -119,20 +134,20 @@ class APIServicer:
                 namespaced=kind.namespaced, api_version=kind.api_version, verbs=verbs)
         return "", response
 
-    async def watch(self, request: api_pb2.WatchRequest) -> tuple[str, AsyncIterator[Message]]:
+    async def watch(self, request: api_pb2.WatchRequest) -> tuple[str, AsyncIterator[bytes]]:
         kind = _resolve_kind(request.kind)
         events = self.resources.watch(
             kind, namespace=request.namespace, label_selector=request.label_selector,
             field_selector=request.field_selector, resource_version=request.resource_version)
 
-        async def stream() -> AsyncIterator[Message]:
+        async def stream() -> AsyncIterator[bytes]:
             gauge = self.metrics.watches.labels(kind.kind)
             counter = self.metrics.watch_events.labels(kind.kind)
             gauge.inc()
             try:
                 async for event_type, obj in events:
                     counter.inc()
-                    yield api_pb2.WatchEvent(type=event_type, object=pack(obj))
+                    yield self.encode_watch_event(event_type, obj)
             finally:
                 gauge.dec()
                 await events.aclose()
@@ -185,7 +200,7 @@ def _streaming(
             request = _parse(api_pb2.WatchRequest, raw)
             kind_label, stream = await servicer.watch(request)
             async for event in stream:
-                yield event.SerializeToString()
+                yield event
         except errors.APIError as err:
             code = err.code
             await _abort(context, err)

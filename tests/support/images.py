@@ -75,6 +75,8 @@ class ImageArchives:
 def build_test_images(*, busybox: str = "/bin/busybox", cache_root: Path = CACHE_ROOT) -> ImageArchives:
     """Return the cached busybox and pause archives, building them if missing."""
     binary = Path(busybox).read_bytes()
+    if _dynamically_linked(binary):
+        raise RuntimeError(f"{busybox} is dynamically linked; the images need Debian's busybox-static")
     version = _busybox_version(busybox)
     cache = cache_root / f"v{_FORMAT}-busybox-{version}-{hashlib.sha256(binary).hexdigest()[:12]}"
     images = ImageArchives(busybox=cache / "busybox.tar", pause=cache / "pause.tar")
@@ -169,6 +171,17 @@ def _busybox_version(busybox: str) -> str:
     banner = subprocess.run([busybox], capture_output=True, text=True).stdout.split()
     # "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary."
     return next((word.lstrip("v") for word in banner if word.startswith("v")), "unknown")
+
+
+def _dynamically_linked(elf: bytes) -> bool:
+    """Whether a 64-bit little-endian ELF executable names an interpreter (PT_INTERP)."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2:
+        return False
+    phoff = int.from_bytes(elf[0x20:0x28], "little")
+    phentsize = int.from_bytes(elf[0x36:0x38], "little")
+    phnum = int.from_bytes(elf[0x38:0x3A], "little")
+    return any(int.from_bytes(elf[phoff + i * phentsize:phoff + i * phentsize + 4], "little") == 3
+               for i in range(phnum))
 
 
 def _oci_architecture() -> str:

@@ -1,0 +1,101 @@
+"""The watch cache: one store watch per kind whatever the number of watchers,
+the same answers as a direct store watch, and clean cut-offs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from control.api import errors, kinds
+from control.server import watchcache
+from control.server.resources import ResourceService
+from control.store import open_store
+from tests.server.test_api import make_configmap
+
+CONFIGMAP = kinds.by_kind("ConfigMap")
+
+
+class CountingStore:
+    """A store that counts the watches opened on it (everything else passes through)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.watches = 0
+
+    def watch(self, prefix, *, start_revision):
+        self.watches += 1
+        return self.inner.watch(prefix, start_revision=start_revision)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+async def resources(tmp_path):
+    store = CountingStore(await open_store(f"sqlite:///{tmp_path}/state.db"))
+    service = ResourceService(store)
+    from control.service import ensure_system_namespaces
+    await ensure_system_namespaces(service)
+    yield service
+    await service.close()
+    await store.close()
+
+
+async def take(stream, count):
+    return [item async for item in _limit(stream, count)]
+
+
+async def _limit(stream, count):
+    async for item in stream:
+        yield item
+        count -= 1
+        if count == 0:
+            return
+
+
+async def test_many_watchers_share_one_store_watch(resources):
+    _, revision = await resources.list(CONFIGMAP, namespace="default")
+    opened_before = resources.store.watches
+    streams = [resources.watch(CONFIGMAP, namespace="default", resource_version=str(revision)) for _ in range(20)]
+    readers = [asyncio.create_task(take(s, 3)) for s in streams]
+    await asyncio.sleep(0.1)
+    for name in ("a", "b", "c"):
+        await resources.create(make_configmap(name, {}))
+    results = await asyncio.wait_for(asyncio.gather(*readers), 5)
+    assert all([(t, o.metadata.name) for t, o in r] == [("ADDED", "a"), ("ADDED", "b"), ("ADDED", "c")]
+               for r in results)
+    assert resources.store.watches - opened_before == 1
+
+
+async def test_a_revision_older_than_the_window_falls_back_to_the_store(resources, monkeypatch):
+    first = await resources.create(make_configmap("a", {"v": "0"}))
+    # Start the cache now, so its window begins after `first`.
+    _, revision = await resources.list(CONFIGMAP, namespace="default")
+    warm = resources.watch(CONFIGMAP, namespace="default", resource_version=str(revision))
+    warming = asyncio.create_task(take(warm, 1))
+    await asyncio.sleep(0.1)
+    obj = first
+    obj.data["v"] = "1"
+    obj = await resources.update(obj)
+    await warming
+    opened_before = resources.store.watches
+    old = resources.watch(CONFIGMAP, namespace="default", resource_version=str(int(first.metadata.resource_version) - 1))
+    events = await asyncio.wait_for(take(old, 2), 5)
+    assert [(t, o.metadata.resource_version) for t, o in events] == [
+        ("ADDED", first.metadata.resource_version), ("MODIFIED", obj.metadata.resource_version)]
+    assert resources.store.watches - opened_before == 1, "served by a direct store watch"
+
+
+async def test_a_watcher_that_stops_reading_is_cut_off_with_expired(resources, monkeypatch):
+    monkeypatch.setattr(watchcache, "SUBSCRIBER_QUEUE", 5)
+    _, revision = await resources.list(CONFIGMAP, namespace="default")
+    slow = resources.watch(CONFIGMAP, namespace="default", resource_version=str(revision))
+    first = asyncio.create_task(take(slow, 1))
+    await resources.create(make_configmap("first", {}))
+    await asyncio.wait_for(first, 5)
+    for i in range(10):
+        await resources.create(make_configmap(f"cm-{i}", {}))
+    await asyncio.sleep(0.1)
+    with pytest.raises(errors.ExpiredError, match="fell behind"):
+        await asyncio.wait_for(take(slow, 20), 5)
