@@ -19,6 +19,11 @@ How the contract maps onto the CRI, and where containerd decides:
   whole seconds, so a fractional timeout is rounded up.
 - Reasons are containerd's: "Completed", "Error", "OOMKilled", and
   "StartError" (exit code 128) for a container whose process could not start.
+  "OOMKilled" comes from a cgroup event that may arrive just after the exit,
+  so a status read at once can still say "Error", as with the kubelet.
+- containerd stamps ``started_at`` when StartContainer returns, which can be
+  after a quick process already exited; ``finished_at`` is reported no
+  earlier than ``started_at``.
 - NOT_FOUND on stop or remove means it is already gone, which the contract
   says is not an error.
 - The CRI reports a container's image by its normalized name
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, TypeVar, overload
 
 import grpc
 
@@ -93,33 +98,28 @@ class CRIRuntime:
         self.socket_path = socket_path
         self._call_timeout = call_timeout
         self._channel: grpc.aio.Channel | None = None
-        self._runtime: cri_grpc.RuntimeServiceStub | None = None
-        self._images: cri_grpc.ImageServiceStub | None = None
 
-    # The channel is made on first use, inside the caller's event loop.
-    def _stubs(self) -> tuple[cri_grpc.RuntimeServiceStub, cri_grpc.ImageServiceStub]:
+    def _connect(self) -> grpc.aio.Channel:
+        # Made on first use: a grpc.aio channel belongs to the loop it is made in.
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(f"unix://{self.socket_path}")
-            self._runtime = cri_grpc.RuntimeServiceStub(self._channel)
-            self._images = cri_grpc.ImageServiceStub(self._channel)
-        assert self._runtime is not None and self._images is not None
-        return self._runtime, self._images
+        return self._channel
 
     @property
-    def _rt(self) -> cri_grpc.RuntimeServiceStub:
-        return self._stubs()[0]
+    def _runtime(self) -> cri_grpc.RuntimeServiceStub:
+        return cri_grpc.RuntimeServiceStub(self._connect())
 
     @property
-    def _img(self) -> cri_grpc.ImageServiceStub:
-        return self._stubs()[1]
+    def _images(self) -> cri_grpc.ImageServiceStub:
+        return cri_grpc.ImageServiceStub(self._connect())
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
-            self._channel = self._runtime = self._images = None
+            channel, self._channel = self._channel, None
+            await channel.close()
 
     async def info(self) -> RuntimeInfo:
-        version = await self._call("query the runtime version", lambda: self._rt.Version(
+        version = await _call("query the runtime version", self._runtime.Version(
             cri.VersionRequest(version="v1"), timeout=self._call_timeout))
         return RuntimeInfo(
             name=version.runtime_name,
@@ -131,7 +131,7 @@ class CRIRuntime:
 
     async def image_ref(self, image: str) -> str | None:
         try:
-            response = await self._img.ImageStatus(
+            response = await self._images.ImageStatus(
                 cri.ImageStatusRequest(image=cri.ImageSpec(image=image)), timeout=self._call_timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
@@ -141,7 +141,7 @@ class CRIRuntime:
 
     async def pull_image(self, image: str) -> str:
         try:
-            response = await self._img.PullImage(
+            response = await self._images.PullImage(
                 cri.PullImageRequest(image=cri.ImageSpec(image=image)), timeout=PULL_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             raise ImagePullError(f"cannot pull image {image!r}: {_details(error)}") from None
@@ -150,7 +150,7 @@ class CRIRuntime:
     # ---- sandboxes -------------------------------------------------------------------------------
 
     async def run_sandbox(self, spec: SandboxSpec) -> SandboxStatus:
-        response = await self._call(f"run the sandbox of pod {spec.namespace}/{spec.pod_name}", lambda: self._rt.RunPodSandbox(
+        response = await _call(f"run the sandbox of pod {spec.namespace}/{spec.pod_name}", self._runtime.RunPodSandbox(
             cri.RunPodSandboxRequest(config=sandbox_config(spec)), timeout=self._call_timeout))
         status = await self._sandbox_status(response.pod_sandbox_id)
         if status is None:
@@ -158,15 +158,16 @@ class CRIRuntime:
         return status
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
-        await self._call_idempotent(f"stop sandbox {sandbox_id}", lambda: self._rt.StopPodSandbox(
-            cri.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=self._call_timeout))
+        await _call(f"stop sandbox {sandbox_id}", self._runtime.StopPodSandbox(
+            cri.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=self._call_timeout), gone_ok=True)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
-        await self._call_idempotent(f"remove sandbox {sandbox_id}", lambda: self._rt.RemovePodSandbox(
-            cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=self._call_timeout))
+        # containerd stops a sandbox still running, and removes its containers.
+        await _call(f"remove sandbox {sandbox_id}", self._runtime.RemovePodSandbox(
+            cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=self._call_timeout), gone_ok=True)
 
     async def list_sandboxes(self) -> list[SandboxStatus]:
-        listing = await self._call("list sandboxes", lambda: self._rt.ListPodSandbox(
+        listing = await _call("list sandboxes", self._runtime.ListPodSandbox(
             cri.ListPodSandboxRequest(), timeout=self._call_timeout))
         # Only PodSandboxStatus carries the IP; one call per sandbox, concurrently.
         statuses = await asyncio.gather(*(self._sandbox_status(item.id) for item in listing.items))
@@ -174,13 +175,10 @@ class CRIRuntime:
 
     async def _sandbox_status(self, sandbox_id: str) -> SandboxStatus | None:
         """The sandbox's status, or None if it is gone."""
-        try:
-            response = await self._rt.PodSandboxStatus(
-                cri.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id), timeout=self._call_timeout)
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise _runtime_error(f"get the status of sandbox {sandbox_id}", error) from None
+        response = await _call(f"get the status of sandbox {sandbox_id}", self._runtime.PodSandboxStatus(
+            cri.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id), timeout=self._call_timeout), gone_ok=True)
+        if response is None:
+            return None
         status = response.status
         return SandboxStatus(
             id=status.id,
@@ -201,31 +199,41 @@ class CRIRuntime:
         request = cri.CreateContainerRequest(
             pod_sandbox_id=sandbox_id, config=container_config(spec, sandbox), sandbox_config=sandbox_config(sandbox))
         try:
-            response = await self._rt.CreateContainer(request, timeout=self._call_timeout)
+            response = await self._runtime.CreateContainer(request, timeout=self._call_timeout)
         except grpc.aio.AioRpcError as error:
             raise ContainerCreateError(f"cannot create container {spec.name!r}: {_details(error)}") from None
         return response.container_id
 
     async def start_container(self, container_id: str) -> None:
         try:
-            await self._rt.StartContainer(cri.StartContainerRequest(container_id=container_id),
-                                          timeout=self._call_timeout)
+            await self._runtime.StartContainer(
+                cri.StartContainerRequest(container_id=container_id), timeout=self._call_timeout)
         except grpc.aio.AioRpcError as error:
             # containerd leaves the container EXITED with reason StartError, code 128.
             raise ContainerCreateError(f"cannot start container {container_id}: {_details(error)}") from None
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
-        grace = max(0, math.ceil(timeout))
-        await self._call_idempotent(f"stop container {container_id}", lambda: self._rt.StopContainer(
+        grace = max(0, math.ceil(timeout))  # the CRI counts whole seconds
+        await _call(f"stop container {container_id}", self._runtime.StopContainer(
             cri.StopContainerRequest(container_id=container_id, timeout=grace),
-            timeout=grace + self._call_timeout))
+            timeout=grace + self._call_timeout), gone_ok=True)
 
     async def remove_container(self, container_id: str) -> None:
-        await self._call_idempotent(f"remove container {container_id}", lambda: self._rt.RemoveContainer(
-            cri.RemoveContainerRequest(container_id=container_id), timeout=self._call_timeout))
+        # containerd kills a running container itself, but refuses one caught
+        # exiting on its own ("container is still running, to stop first"):
+        # stop it at once, then remove.
+        try:
+            await _call(f"remove container {container_id}", self._runtime.RemoveContainer(
+                cri.RemoveContainerRequest(container_id=container_id), timeout=self._call_timeout), gone_ok=True)
+        except RuntimeError_ as err:
+            if "still running" not in str(err):
+                raise
+            await self.stop_container(container_id, timeout=0)
+            await _call(f"remove container {container_id}", self._runtime.RemoveContainer(
+                cri.RemoveContainerRequest(container_id=container_id), timeout=self._call_timeout), gone_ok=True)
 
     async def list_containers(self) -> list[ContainerStatus]:
-        listing = await self._call("list containers", lambda: self._rt.ListContainers(
+        listing = await _call("list containers", self._runtime.ListContainers(
             cri.ListContainersRequest(), timeout=self._call_timeout))
         # Exit codes, times and reasons are only in ContainerStatus; the sandbox
         # id only in the listing.
@@ -234,7 +242,7 @@ class CRIRuntime:
         return [status for status in statuses if status is not None]
 
     async def container_status(self, container_id: str) -> ContainerStatus:
-        listing = await self._call(f"find container {container_id}", lambda: self._rt.ListContainers(
+        listing = await _call(f"find container {container_id}", self._runtime.ListContainers(
             cri.ListContainersRequest(filter=cri.ContainerFilter(id=container_id)), timeout=self._call_timeout))
         status = None
         if listing.containers:
@@ -245,24 +253,20 @@ class CRIRuntime:
 
     async def _container_status(self, container_id: str, *, sandbox_id: str) -> ContainerStatus | None:
         """The container's status, or None if it is gone."""
-        try:
-            response = await self._rt.ContainerStatus(
-                cri.ContainerStatusRequest(container_id=container_id), timeout=self._call_timeout)
-        except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise _runtime_error(f"get the status of container {container_id}", error) from None
-        return _container_status_from(response.status, sandbox_id=sandbox_id)
+        response = await _call(f"get the status of container {container_id}", self._runtime.ContainerStatus(
+            cri.ContainerStatusRequest(container_id=container_id), timeout=self._call_timeout), gone_ok=True)
+        return None if response is None else _container_status_from(response.status, sandbox_id=sandbox_id)
 
     async def exec_sync(self, container_id: str, command: tuple[str, ...], *, timeout: float) -> ExecResult:
-        seconds = max(1, math.ceil(timeout))
-        response = await self._call(f"exec {list(command)} in container {container_id}", lambda: self._rt.ExecSync(
+        seconds = max(1, math.ceil(timeout))  # whole seconds; 0 would mean no timeout at all
+        # A timeout comes back as DEADLINE_EXCEEDED, a missing binary as UNKNOWN: both errors.
+        response = await _call(f"exec {list(command)} in container {container_id}", self._runtime.ExecSync(
             cri.ExecSyncRequest(container_id=container_id, cmd=list(command), timeout=seconds),
             timeout=seconds + self._call_timeout))
         return ExecResult(exit_code=response.exit_code, stdout=response.stdout, stderr=response.stderr)
 
     async def container_stats(self) -> list[ContainerStats]:
-        response = await self._call("list container stats", lambda: self._rt.ListContainerStats(
+        response = await _call("list container stats", self._runtime.ListContainerStats(
             cri.ListContainerStatsRequest(), timeout=self._call_timeout))
         return [
             ContainerStats(
@@ -274,21 +278,6 @@ class CRIRuntime:
             for stats in response.stats
             if stats.cpu.timestamp or stats.memory.timestamp  # containers without a task have none
         ]
-
-    # ---- calls and errors ------------------------------------------------------------------------
-
-    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await call()
-        except grpc.aio.AioRpcError as error:
-            raise _runtime_error(what, error) from None
-
-    async def _call_idempotent(self, what: str, call: Callable[[], Awaitable[object]]) -> None:
-        try:
-            await call()
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise _runtime_error(what, error) from None
 
 
 # ---- translation (pure) ----------------------------------------------------------------------------
@@ -373,8 +362,6 @@ def _container_status_from(status: cri.ContainerStatus, *, sandbox_id: str) -> C
         state=CONTAINER_STATES.get(status.state, UNKNOWN),
         created_at=_seconds(status.created_at),
         started_at=_seconds(status.started_at),
-        # containerd stamps started_at when StartContainer returns, which can be
-        # after a quick process already exited: never report an end before the start.
         finished_at=_seconds(max(status.finished_at, status.started_at)) if status.finished_at else 0.0,
         exit_code=status.exit_code,
         reason=status.reason,
@@ -383,6 +370,25 @@ def _container_status_from(status: cri.ContainerStatus, *, sandbox_id: str) -> C
         labels=dict(status.labels),
         annotations=annotations,
     )
+
+
+@overload
+async def _call(what: str, call: Awaitable[T]) -> T: ...
+
+
+@overload
+async def _call(what: str, call: Awaitable[T], *, gone_ok: bool) -> T | None: ...
+
+
+async def _call(what: str, call: Awaitable[T], *, gone_ok: bool = False) -> T | None:
+    """Await a CRI call, turning gRPC errors into RuntimeError_; with gone_ok,
+    NOT_FOUND (the object is gone) gives None instead."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as error:
+        if gone_ok and error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise _runtime_error(what, error) from None
 
 
 def _seconds(nanoseconds: int) -> float:

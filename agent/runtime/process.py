@@ -82,7 +82,6 @@ from agent.runtime.base import (
 from agent.runtime.process_shim import (
     KILL_REQUEST_SIGNAL,
     STATE_VERSION,
-    process_start_time,
     write_json_atomically,
 )
 

@@ -36,13 +36,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import grpc
 
 from protos.cri.runtime.v1 import api_pb2 as cri
 from protos.cri.runtime.v1 import api_pb2_grpc as cri_grpc
 from tests.support.images import BUSYBOX_NAMES, PAUSE_IMAGE, build_test_images, import_image
+
+T = TypeVar("T")
 
 STARTUP_TIMEOUT = 30.0
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -406,7 +408,8 @@ def _delete_link(name: str) -> None:
     subprocess.run(["ip", "link", "delete", name], capture_output=True)
 
 
-def _quiet(call):  # type: ignore[no-untyped-def]
+def _quiet(call: Callable[[], T]) -> T | None:
+    """call(), or None if containerd refuses: teardown goes on regardless."""
     try:
         return call()
     except grpc.RpcError:

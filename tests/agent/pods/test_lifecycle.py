@@ -3,8 +3,9 @@ runtime (commands run on the host) and a PodManager.
 
 Covers: Running and Ready with a pod IP; restart policies (Always with
 growing back-off and CrashLoopBackOff, OnFailure, Never); init containers in
-order; a failed init container under Never; graceful deletion (SIGTERM, the
-pod disappears from the API); force deletion (containers killed, pod dir
+order; a failed init container under Never; a sidecar (an init container
+with restartPolicy Always); graceful deletion (preStop, SIGTERM, the pod
+disappears from the API); force deletion (containers killed, pod dir
 removed); Events written as the agent.
 """
 
@@ -220,3 +221,14 @@ async def _read(path) -> str:
 
 async def _listdir(path) -> list[str]:
     return os.listdir(path) if path.exists() else []
+
+
+async def test_a_sidecar_init_container_starts_first_and_keeps_running(api, agent, tmp_path):
+    log = tmp_path / "order"
+    sidecar = container("proxy", f"echo proxy >> {log}; exec sleep 300", restartPolicy="Always")
+    await api.create(pod_manifest("sidecar", container("app", f"echo app >> {log}; exec sleep 300"),
+                                  initContainers=[sidecar]))
+    pod = await pod_until(api, "sidecar", lambda p: p.status.phase == "Running"
+                          and container_status(p, "app").ready and container_status(p, "proxy").ready)
+    assert container_status(pod, "proxy").state.HasField("running")
+    assert log.read_text().split() == ["proxy", "app"]

@@ -38,7 +38,8 @@ from agent.runtime.base import (
     Resources,
     SandboxSpec,
 )
-from agent.runtime.cri import CRIRuntime
+from agent.runtime.cri import CRIRuntime, cpu_quota, cpu_shares
+from protos.cri.runtime.v1 import api_pb2
 from tests.support.containerd import Containerd, sandbox_netns_path
 
 IMAGE = "busybox:1.36"
@@ -139,6 +140,19 @@ def netns_names() -> set[str]:
     return {line.split()[0] for line in listing.splitlines() if line.strip()}
 
 
+# ---- without containerd ---------------------------------------------------------------------------
+
+
+def test_the_cri_proto_registers_under_a_package_qualified_name():
+    # Other libraries register a bare "api.proto"; ours must never clash.
+    assert (api_pb2.DESCRIPTOR.name, api_pb2.DESCRIPTOR.package) == ("protos/cri/runtime/v1/api.proto", "runtime.v1")
+
+
+def test_cpu_translation_follows_the_kubelet():
+    assert [cpu_shares(m) for m in (0, 1, 250, 1000, 2500)] == [0, 2, 256, 1024, 2560]
+    assert [cpu_quota(m) for m in (0, 5, 500, 1500)] == [0, 1000, 50000, 150000]
+
+
 # ---- runtime and images ----------------------------------------------------------------------------
 
 
@@ -194,7 +208,7 @@ async def test_stop_and_remove_leave_no_container_and_no_netns(pods: Pods, conta
     assert netns in netns_names()
 
     for container_id in (server, client):
-        await pod.runtime.stop_container(container_id, timeout=1)
+        await pod.runtime.stop_container(container_id, timeout=0)
         await pod.runtime.remove_container(container_id)
     await pod.runtime.stop_sandbox(pod.id)
     await pod.runtime.remove_sandbox(pod.id)
