@@ -8,8 +8,9 @@ events, and handed to every subscriber's queue. A subscriber asking for
 events after revision R is served from the window when R is inside it, then
 live; when R is older than the window it is told so (``subscribe`` returns
 None) and the caller falls back to a direct store watch, which answers
-"too old" if the store compacted R away. So the cache changes the cost of a
-watch, never its answer.
+"too old" if the store compacted R away. One difference from a store watch,
+as in Kubernetes' cacher: a revision still inside the window is served even if
+the store has compacted it since, because the cache still holds its events.
 
 A subscriber whose queue fills (a client that stopped reading) is cut off
 with ``SubscriberTooSlow``; a broken store watch ends every subscriber with
