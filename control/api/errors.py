@@ -89,6 +89,14 @@ class PreconditionError(APIError):
     reason = "Forbidden"
 
 
+class MethodNotAllowedError(APIError):
+    """The server does not support what the request asks for (exec with stdin
+    today): Kubernetes' MethodNotAllowed, gRPC's UNIMPLEMENTED."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "MethodNotAllowed"
+
+
 class UnavailableError(APIError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "ServiceUnavailable"
@@ -104,7 +112,7 @@ _BY_REASON_AND_CODE: dict[tuple[str, grpc.StatusCode], type[APIError]] = {
     for cls in (
         BadRequestError, InvalidError, NotFoundError, AlreadyExistsError, ConflictError,
         ExpiredError, ForbiddenError, UnauthorizedError, RequestTooLargeError,
-        TooManyRequestsError, PreconditionError, UnavailableError, InternalError,
+        TooManyRequestsError, PreconditionError, MethodNotAllowedError, UnavailableError, InternalError,
     )
 }
 _BY_CODE: dict[grpc.StatusCode, type[APIError]] = {}

@@ -227,16 +227,28 @@ def _define_agent(sub: argparse.ArgumentParser) -> None:
 
 
 def _define_up(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--data-dir", default="/var/lib/sampan", metavar="DIR",
-                     help="the store, the agent's data and the logs")
+    sub.add_argument("--data-dir", default=_default_up_data_dir(), metavar="DIR",
+                     help="the store, the agent's data, a private containerd's and the logs "
+                          "(default: /var/lib/sampan as root, else ~/.local/share/sampan)")
     sub.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT", help="the API's gRPC address")
     sub.add_argument("--node-name", default=None, metavar="NAME", help="this machine's Node name (default: hostname)")
     sub.add_argument("--runtime", choices=("auto", "containerd", "process"), default="auto",
-                     help="auto: containerd if its socket answers, else the process runtime")
-    sub.add_argument("--containerd-socket", default="/run/containerd/containerd.sock", metavar="PATH")
-    sub.add_argument("--pod-cidr", default="10.244.0.0/24", metavar="CIDR")
+                     help="auto: the containerd at --containerd-socket if it answers, else a private containerd "
+                          "(as root, containerd installed), else the process runtime")
+    sub.add_argument("--containerd-socket", default="/run/containerd/containerd.sock", metavar="PATH",
+                     help="a running containerd to use")
+    sub.add_argument("--pod-cidr", default="10.244.0.0/24", metavar="CIDR",
+                     help="this node's pod network (a private containerd's pods get addresses from it)")
+    sub.add_argument("--pod-bridge", default="sampan0", metavar="NAME",
+                     help="the Linux bridge a private containerd's pods join")
     sub.add_argument("--control-metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT")
     sub.add_argument("--agent-metrics-listen", default="127.0.0.1:10250", metavar="HOST:PORT")
+
+
+def _default_up_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/sampan"
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "sampan")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

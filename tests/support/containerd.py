@@ -1,15 +1,11 @@
 """A private containerd for integration tests, serving the CRI.
 
-``running_containerd()`` starts ``containerd --config FILE`` with everything of
-its own under one temp dir: root, state, the gRPC socket, runc's state, the CNI
-config and host-local IPAM data. The CRI plugin is configured as this machine
-needs (see /work/shared/NOTES.md): ``restrict_oom_score_adj = true`` (the VM
-refuses to lower oom_score_adj), the locally built pause image as
-``sandbox_image`` (no registry is reachable), CNI plugins from Debian's
-/usr/lib/cni and a bridge + host-local conflist. It waits until the CRI
-reports RuntimeReady and NetworkReady, imports the test images
-(tests/support/images.py) into namespace ``k8s.io`` and waits until the CRI
-sees them, then yields a ``Containerd`` (``.socket``, ``.ctr(...)``).
+``running_containerd()`` starts the product's private containerd
+(agent/bootstrap/containerd.py: the CRI configuration this machine needs, the
+pause and busybox images imported) with everything of its own under one temp
+dir, and yields a ``Containerd`` (``.socket``, ``.ctr(...)``, ``.slot``).
+What this module adds is what only tests need: sharing the machine with other
+test sessions, and leaving nothing behind.
 
 The bridge and its subnet are the only host-wide names. Each instance takes a
 *slot* under an exclusive ``flock`` (released by the kernel even on kill -9),
@@ -18,9 +14,9 @@ concurrent test sessions never share a bridge or hand out the same IP.
 
 At exit every sandbox is stopped and removed through the CRI (which tears down
 its netns, veth, IP and iptables rules), containerd is stopped, and whatever a
-crash may have left is cleaned: containers in our runc root, shims serving our
-socket, network namespaces our sandboxes used, mounts under our temp dir, our
-slot's bridge. Nothing outside those is touched.
+crash may have left is cleaned (``clean_up_after``): containers in our runc
+root, shims serving our socket, network namespaces our sandboxes used, mounts
+under our temp dir, our slot's bridge. Nothing outside those is touched.
 """
 
 from __future__ import annotations
@@ -36,29 +32,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import grpc
 
+from agent.bootstrap.containerd import CNI_BIN_DIR, ContainerdLayout, PodNetwork, PrivateContainerd
 from protos.cri.runtime.v1 import api_pb2 as cri
 from protos.cri.runtime.v1 import api_pb2_grpc as cri_grpc
-from tests.support.images import BUSYBOX_NAMES, PAUSE_IMAGE, build_test_images, import_image
+from tests.support.images import CACHE_ROOT
+
+__all__ = ["CNI_BIN_DIR", "Containerd", "NetworkSlot", "clean_up_after", "cri_stubs", "network_slot", "remove_all_sandboxes",
+           "running_containerd", "sandbox_netns_path"]
 
 T = TypeVar("T")
 
-STARTUP_TIMEOUT = 30.0
-CNI_BIN_DIR = "/usr/lib/cni"
 SLOT_DIR = Path("/run/sampan-test-containerd")
 SLOTS = 16
-# containerd's default snapshotters that cannot work here (or are not needed).
-DISABLED_PLUGINS = (
-    "io.containerd.snapshotter.v1.aufs",
-    "io.containerd.snapshotter.v1.btrfs",
-    "io.containerd.snapshotter.v1.zfs",
-    "io.containerd.snapshotter.v1.devmapper",
-    "io.containerd.tracing.processor.v1.otlp",
-    "io.containerd.internal.v1.tracing",
-)
 
 
 @dataclass(frozen=True)
@@ -77,6 +66,10 @@ class NetworkSlot:
     def gateway(self) -> str:
         return f"10.244.{77 + self.index}.1"
 
+    @property
+    def network(self) -> PodNetwork:
+        return PodNetwork(subnet=self.subnet, bridge=self.bridge)
+
 
 @dataclass
 class Containerd:
@@ -86,27 +79,38 @@ class Containerd:
     ctr_binary: str
     workdir: Path
     slot: NetworkSlot
-    snapshotter: str
-    process: subprocess.Popen[bytes] | None = None
+    daemon: PrivateContainerd
     startup_seconds: float = 0.0
     netns_paths: set[str] = field(default_factory=set)
 
     @property
+    def layout(self) -> ContainerdLayout:
+        return self.daemon.layout
+
+    @property
+    def snapshotter(self) -> str:
+        return self.daemon.snapshotter
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.daemon.process
+
+    @property
     def socket(self) -> str:
-        return str(self.workdir / "containerd.sock")
+        return self.layout.socket
 
     @property
     def address(self) -> str:
         """The gRPC target for grpc.aio.insecure_channel."""
-        return f"unix://{self.socket}"
+        return self.layout.address
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "containerd.log"
+        return self.layout.log_path
 
     @property
     def runc_root(self) -> Path:
-        return self.workdir / "runc"
+        return self.layout.runc_root
 
     def ctr(self, *args: str, check: bool = True) -> str:
         """Run ``ctr --address SOCK -n k8s.io ARGS``; return its stdout."""
@@ -119,40 +123,30 @@ class Containerd:
         return result.stdout
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.daemon.log_tail(lines)
 
 
 @contextlib.contextmanager
 def running_containerd(*, binary: str, ctr_binary: str, runc_binary: str = "runc") -> Iterator[Containerd]:
     """A private containerd with the test images imported; cleaned up at exit."""
     started = time.monotonic()
-    with _network_slot() as slot:
+    with network_slot() as slot:
         base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # tmpfs: nothing to fsync
         workdir = Path(tempfile.mkdtemp(prefix="sampan-containerd-", dir=base))
-        daemon = Containerd(binary=binary, ctr_binary=ctr_binary, workdir=workdir, slot=slot,
-                            snapshotter="overlayfs" if _overlay_works(workdir) else "native")
+        daemon = PrivateContainerd(ContainerdLayout(workdir), binary=binary, ctr_binary=ctr_binary,
+                                   network=slot.network, image_cache=CACHE_ROOT, runc_binary=runc_binary)
+        containerd = Containerd(binary=binary, ctr_binary=ctr_binary, workdir=workdir, slot=slot, daemon=daemon)
         try:
             _delete_link(slot.bridge)  # left by a crashed session that held this slot
-            _write_config(daemon, runc_binary=runc_binary)
-            log = open(daemon.log_path, "ab")
-            with log:
-                daemon.process = subprocess.Popen(
-                    [binary, "--config", str(workdir / "config.toml")],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True,  # a Ctrl-C in pytest must not reach it first
-                )
-            _wait_until_ready(daemon)
-            images = build_test_images()
-            for archive in images.all():
-                import_image(ctr_binary, daemon.socket, archive, snapshotter=daemon.snapshotter)
-            _wait_for_images(daemon, [*BUSYBOX_NAMES, PAUSE_IMAGE])
-            daemon.startup_seconds = time.monotonic() - started
-            yield daemon
+            daemon.start()
+            containerd.startup_seconds = time.monotonic() - started
+            yield containerd
         finally:
-            _shut_down(daemon, runc_binary=runc_binary)
+            if daemon.process is not None and daemon.process.poll() is None:
+                containerd.netns_paths |= remove_all_sandboxes(containerd.socket)
+            daemon.stop()
+            clean_up_after(containerd.layout, bridge=slot.bridge, runc_binary=runc_binary,
+                           netns_paths=containerd.netns_paths)
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -160,9 +154,11 @@ def cri_stubs(channel: grpc.Channel) -> tuple[cri_grpc.RuntimeServiceStub, cri_g
     return cri_grpc.RuntimeServiceStub(channel), cri_grpc.ImageServiceStub(channel)
 
 
-def sandbox_netns_path(daemon: Containerd, sandbox_id: str) -> str:
-    """The network namespace file of a sandbox (from the CRI's verbose status)."""
-    with grpc.insecure_channel(daemon.address) as channel:
+def sandbox_netns_path(daemon: Containerd | str, sandbox_id: str) -> str:
+    """The network namespace file of a sandbox (from the CRI's verbose status);
+    daemon is a Containerd or a containerd socket path."""
+    address = daemon.address if isinstance(daemon, Containerd) else f"unix://{daemon}"
+    with grpc.insecure_channel(address) as channel:
         runtime, _ = cri_stubs(channel)
         status = runtime.PodSandboxStatus(cri.PodSandboxStatusRequest(pod_sandbox_id=sandbox_id, verbose=True))
     info = json.loads(status.info.get("info", "{}"))
@@ -172,11 +168,44 @@ def sandbox_netns_path(daemon: Containerd, sandbox_id: str) -> str:
     return ""
 
 
-# ---- setup ----------------------------------------------------------------------------------------
+def remove_all_sandboxes(socket: str) -> set[str]:
+    """Stop and remove every sandbox through the CRI, so CNI tears its network
+    down; returns the network namespace files they used (for clean_up_after)."""
+    netns_paths: set[str] = set()
+    try:
+        with grpc.insecure_channel(f"unix://{socket}") as channel:
+            runtime, _ = cri_stubs(channel)
+            sandboxes = runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
+            for sandbox in sandboxes:
+                path = _quiet(lambda: sandbox_netns_path(socket, sandbox.id))
+                if path:
+                    netns_paths.add(path)
+                _quiet(lambda: runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=sandbox.id), timeout=30))
+                _quiet(lambda: runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id),
+                                                        timeout=30))
+    except grpc.RpcError:
+        pass  # containerd is wedged; clean_up_after still runs
+    return netns_paths
+
+
+def clean_up_after(layout: ContainerdLayout, *, bridge: str, runc_binary: str = "runc",
+                   netns_paths: Iterable[str] = ()) -> None:
+    """After containerd has stopped: remove what it may have left running or
+    mounted (only after a crash, or when its pods were not removed)."""
+    _kill_leftover_containers(layout, runc_binary=runc_binary)
+    _kill_our_shims(layout)
+    for path in sorted(netns_paths):
+        _unmount(path)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    for mountpoint in _mounts_under(layout.workdir):
+        _unmount(mountpoint)
+    _delete_link(bridge)
 
 
 @contextlib.contextmanager
-def _network_slot() -> Iterator[NetworkSlot]:
+def network_slot() -> Iterator[NetworkSlot]:
+    """A bridge name and subnet no other test session holds, until exit."""
     SLOT_DIR.mkdir(parents=True, exist_ok=True)
     for index in range(SLOTS):
         lock = open(SLOT_DIR / f"slot-{index}.lock", "w")
@@ -193,184 +222,11 @@ def _network_slot() -> Iterator[NetworkSlot]:
     raise RuntimeError(f"all {SLOTS} test network slots under {SLOT_DIR} are taken")
 
 
-def _overlay_works(workdir: Path) -> bool:
-    """Whether overlayfs mounts here (it does not on every filesystem or in every VM)."""
-    probe = workdir / "overlay-probe"
-    dirs = {name: probe / name for name in ("lower", "upper", "work", "merged")}
-    for path in dirs.values():
-        path.mkdir(parents=True)
-    options = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
-    mounted = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(dirs["merged"])],
-                             capture_output=True).returncode == 0
-    if mounted:
-        subprocess.run(["umount", str(dirs["merged"])], capture_output=True)
-    shutil.rmtree(probe, ignore_errors=True)
-    return mounted
-
-
-def _write_config(daemon: Containerd, *, runc_binary: str) -> None:
-    workdir, slot = daemon.workdir, daemon.slot
-    cni_conf = workdir / "cni" / "net.d"
-    cni_conf.mkdir(parents=True)
-    (cni_conf / "10-sampan-test.conflist").write_text(json.dumps(_conflist(slot, workdir / "cni" / "ipam"), indent=2))
-    disabled = ", ".join(f'"{name}"' for name in DISABLED_PLUGINS)
-    # The CRI adds the loopback plugin itself (go-cni's WithLoNetwork), so the
-    # conflist holds only the pod network.
-    config = f"""\
-version = 2
-root = "{workdir}/root"
-state = "{workdir}/state"
-disabled_plugins = [{disabled}]
-
-[grpc]
-  address = "{daemon.socket}"
-
-[ttrpc]
-  address = "{daemon.socket}.ttrpc"
-
-[debug]
-  address = ""
-  level = "info"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{workdir}/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "{daemon.snapshotter}"
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "{shutil.which(runc_binary) or runc_binary}"
-        Root = "{daemon.runc_root}"
-        SystemdCgroup = false
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{CNI_BIN_DIR}"
-    conf_dir = "{cni_conf}"
-    max_conf_num = 1
-"""
-    (workdir / "config.toml").write_text(config)
-
-
-def _conflist(slot: NetworkSlot, ipam_dir: Path) -> dict[str, object]:
-    return {
-        "cniVersion": "1.0.0",
-        "name": slot.bridge,
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": slot.bridge,
-                "isGateway": True,
-                "ipMasq": True,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": slot.subnet, "gateway": slot.gateway}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(ipam_dir),
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
-
-
-def _wait_until_ready(daemon: Containerd) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not os.path.exists(daemon.socket):
-        _check_alive(daemon, deadline, "socket")
-        time.sleep(0.02)
-    with grpc.insecure_channel(daemon.address) as channel:
-        runtime, _ = cri_stubs(channel)
-        while True:
-            try:
-                status = runtime.Status(cri.StatusRequest(), timeout=2)
-                conditions = {c.type: c.status for c in status.status.conditions}
-                if conditions.get("RuntimeReady") and conditions.get("NetworkReady"):
-                    return
-            except grpc.RpcError:
-                pass  # the CRI plugin registers a moment after the socket appears
-            _check_alive(daemon, deadline, "CRI RuntimeReady and NetworkReady")
-            time.sleep(0.05)
-
-
-def _wait_for_images(daemon: Containerd, names: list[str]) -> None:
-    # The CRI learns of imported images from containerd's events, a moment later.
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with grpc.insecure_channel(daemon.address) as channel:
-        _, images = cri_stubs(channel)
-        for name in names:
-            while not images.ImageStatus(cri.ImageStatusRequest(image=cri.ImageSpec(image=name)), timeout=5).image.id:
-                _check_alive(daemon, deadline, f"image {name} visible to the CRI")
-                time.sleep(0.02)
-
-
-def _check_alive(daemon: Containerd, deadline: float, waiting_for: str) -> None:
-    assert daemon.process is not None
-    if daemon.process.poll() is not None:
-        raise RuntimeError(f"containerd exited ({daemon.process.returncode}):\n{daemon.log_tail()}")
-    if time.monotonic() > deadline:
-        raise RuntimeError(f"containerd: no {waiting_for} after {STARTUP_TIMEOUT}s:\n{daemon.log_tail()}")
-
-
-# ---- teardown -------------------------------------------------------------------------------------
-
-
-def _shut_down(daemon: Containerd, *, runc_binary: str) -> None:
-    if daemon.process is not None and daemon.process.poll() is None:
-        _remove_all_sandboxes(daemon)
-        daemon.process.send_signal(signal.SIGTERM)
-        try:
-            daemon.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.process.kill()
-            daemon.process.wait()
-    _kill_leftover_containers(daemon, runc_binary=runc_binary)
-    _kill_our_shims(daemon)
-    for path in sorted(daemon.netns_paths):
-        _unmount(path)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    for mountpoint in _mounts_under(daemon.workdir):
-        _unmount(mountpoint)
-    _delete_link(daemon.slot.bridge)
-
-
-def _remove_all_sandboxes(daemon: Containerd) -> None:
-    """Stop and remove every sandbox through the CRI, so CNI tears its network down."""
-    try:
-        with grpc.insecure_channel(daemon.address) as channel:
-            runtime, _ = cri_stubs(channel)
-            sandboxes = runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
-            for sandbox in sandboxes:
-                path = _quiet(lambda: sandbox_netns_path(daemon, sandbox.id))
-                if path:
-                    daemon.netns_paths.add(path)
-                _quiet(lambda: runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=sandbox.id), timeout=30))
-                _quiet(lambda: runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id),
-                                                        timeout=30))
-    except grpc.RpcError:
-        pass  # containerd is wedged; the crash cleanup below still runs
-
-
-def _kill_leftover_containers(daemon: Containerd, *, runc_binary: str) -> None:
-    """Kill and delete containers still in *our* runc root (only after a crash)."""
-    if not daemon.runc_root.exists():
+def _kill_leftover_containers(layout: ContainerdLayout, *, runc_binary: str) -> None:
+    """Kill and delete containers still in *our* runc root."""
+    if not layout.runc_root.exists():
         return
-    for namespace_root in daemon.runc_root.iterdir():
+    for namespace_root in layout.runc_root.iterdir():
         listing = subprocess.run([runc_binary, "--root", str(namespace_root), "list", "--format", "json"],
                                  capture_output=True, text=True)
         for container in json.loads(listing.stdout or "null") or []:
@@ -378,7 +234,7 @@ def _kill_leftover_containers(daemon: Containerd, *, runc_binary: str) -> None:
                            capture_output=True)
 
 
-def _kill_our_shims(daemon: Containerd) -> None:
+def _kill_our_shims(layout: ContainerdLayout) -> None:
     """SIGKILL shims serving our socket: found by their -address argument, never by name."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -387,7 +243,7 @@ def _kill_our_shims(daemon: Containerd) -> None:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"-address" in argv and daemon.socket.encode() in argv:
+        if b"-address" in argv and layout.socket.encode() in argv:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), signal.SIGKILL)
 

@@ -1,96 +1,226 @@
 """``sampan up``: a whole single-node cluster on this machine, in one command.
 
-Starts, as child processes of this one: the control service on the embedded
-SQLite store, then an agent for this machine (containerd when its socket
-answers, else the process runtime; the agent logs which and why). Writes the
-client config (``~/.sampan/config``, or $SAMPAN_CONFIG) so ``sampan get
-nodes`` works at once in another shell. Ctrl-C or SIGTERM stops the children
-in reverse order; pods started by the agent keep running in containerd and are
-adopted by the next ``sampan up``.
+Starts, as child processes of this one, each in its own session (so a Ctrl-C
+in the terminal reaches only ``sampan up``, which then stops them in order):
+
+1. the control service on the embedded SQLite store (DATA_DIR/state.db);
+2. when the runtime choice calls for one, a private containerd under
+   DATA_DIR/containerd (agent/bootstrap/containerd.py), its pods on bridge
+   ``sampan0`` with addresses from ``--pod-cidr``;
+3. the agent for this machine, told which runtime to use.
+
+The runtime is chosen once, here, before the agent starts
+(agent/bootstrap/runtime_choice.py): the process runtime when asked for;
+else the containerd answering at ``--containerd-socket`` (its pause and
+busybox images imported if it lacks them); else a private containerd, when
+run as root with containerd installed; else the process runtime. The choice
+and its reason are printed.
+
+The client config (``~/.sampan/config``, or $SAMPAN_CONFIG) is written once
+the control service listens, so ``sampan get nodes`` works at once in another
+shell. Ctrl-C or SIGTERM stops the agent, then containerd, then the control
+service (a second Ctrl-C stops them without waiting). Pods keep running:
+containerd's shims hold their containers while containerd is down (as the
+process runtime's shims hold its processes), and the next ``sampan up`` on the
+same data directory starts containerd there again, which reattaches to them,
+and its agent adopts them.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
+import grpc
+
+from agent.bootstrap.containerd import (
+    ContainerdError,
+    ContainerdLayout,
+    PodNetwork,
+    PrivateContainerd,
+    cri_status,
+    ensure_images,
+)
+from agent.bootstrap.images import PAUSE_IMAGE
+from agent.bootstrap.runtime_choice import CONTAINERD, HostFacts, RuntimeChoice, RuntimeUnavailable, choose_runtime
+from control.cli.errors import CommandError
 from control.client_config import write_config
 
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
 
-def _wait_for_port(address: str, *, process: subprocess.Popen, timeout: float) -> None:
+
+class _StopRequested(Exception):
+    """Ctrl-C or SIGTERM while the cluster starts or runs."""
+
+
+@dataclass
+class _Child:
+    name: str
+    log: Path
+    process: subprocess.Popen | None = None
+
+
+class _Cluster:
+    """The children of one ``sampan up``, stopped in the reverse of their start order."""
+
+    def __init__(self) -> None:
+        self.children: list[_Child] = []
+        self._hurry = False
+
+    def start(self, name: str, argv: list[str], *, log: Path) -> _Child:
+        child = self.adopt(name, log=log)
+        with open(log, "ab") as out:
+            child.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True)
+        return child
+
+    def adopt(self, name: str, *, log: Path) -> _Child:
+        """Track a child started elsewhere (set its process once there is one)."""
+        child = _Child(name, log)
+        self.children.append(child)
+        return child
+
+    def exited(self) -> _Child | None:
+        return next((c for c in self.children if c.process is not None and c.process.poll() is not None), None)
+
+    def stop(self) -> None:
+        def hurry(signum: int, frame: FrameType | None) -> None:
+            self._hurry = True
+
+        signal.signal(signal.SIGINT, hurry)
+        signal.signal(signal.SIGTERM, hurry)
+        for child in reversed(self.children):
+            self._stop(child)
+
+    def _stop(self, child: _Child) -> None:
+        process = child.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while process.poll() is None:
+            if self._hurry or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                return
+            time.sleep(0.05)
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    sampan = [sys.executable, "-m", "control.cli.main"]
+    cluster = _Cluster()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        raise _StopRequested()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        control = cluster.start("control service", [
+            *sampan, "control", "--store", f"sqlite:///{data_dir}/state.db", "--listen", args.listen,
+            "--metrics-listen", args.control_metrics_listen], log=data_dir / "control.log")
+        choice = _prepare_runtime(args, data_dir=data_dir, cluster=cluster)  # while the control service starts
+        _wait_for_port(args.listen, child=control)
+        config = write_config(args.listen)
+        runtime_args = (["--runtime", "containerd", "--containerd-socket", choice.socket]
+                        if choice.runtime == CONTAINERD else ["--runtime", "process"])
+        cluster.start("agent", [
+            *sampan, "agent", "--server", args.listen, "--node-name", args.node_name or socket.gethostname(),
+            "--data-dir", str(data_dir / "agent"), *runtime_args, "--pod-cidr", args.pod_cidr,
+            "--metrics-listen", args.agent_metrics_listen], log=data_dir / "agent.log")
+        print(f"Sampan is up: control service at {args.listen}, this machine's agent running.")
+        print(f"Client config written to {config}; logs: " + ", ".join(str(c.log) for c in cluster.children) + ".")
+        print("Try: sampan get nodes    (Ctrl-C here stops the cluster; pods keep running)", flush=True)
+        while (child := cluster.exited()) is None:
+            time.sleep(0.2)
+        assert child.process is not None
+        print(f"error: the {child.name} exited with code {child.process.returncode}; see {child.log}",
+              file=sys.stderr)
+        return 1
+    except _StopRequested:
+        return 0
+    finally:
+        print("Stopping " + ", ".join(c.name for c in reversed(cluster.children) if c.process) + " ...", flush=True)
+        cluster.stop()
+        print("Sampan stopped.", flush=True)
+
+
+def _prepare_runtime(args: argparse.Namespace, *, data_dir: Path, cluster: _Cluster) -> RuntimeChoice:
+    """Choose the agent's runtime, start or ready containerd for it, and say so."""
+    layout = ContainerdLayout(data_dir / "containerd")
+    try:
+        choice = choose_runtime(HostFacts.gather(
+            requested=args.runtime, socket=args.containerd_socket, private_socket=layout.socket))
+    except RuntimeUnavailable as err:
+        raise CommandError(f"error: {err}") from None
+    if choice.runtime != CONTAINERD:
+        print(f"Container runtime: process (no isolation; images are names only): {choice.reason}", flush=True)
+        return choice
+    print(f"Container runtime: containerd: {choice.reason}", flush=True)
+    if choice.start_private:
+        _start_private_containerd(args, layout=layout, data_dir=data_dir, cluster=cluster)
+    else:
+        _ensure_images(choice.socket, data_dir=data_dir)
+    return choice
+
+
+def _start_private_containerd(args: argparse.Namespace, *, layout: ContainerdLayout, data_dir: Path,
+                              cluster: _Cluster) -> None:
+    daemon = PrivateContainerd(layout, binary="containerd", ctr_binary="ctr", image_cache=data_dir / "images",
+                               network=PodNetwork(subnet=args.pod_cidr, bridge=args.pod_bridge))
+    child = cluster.adopt("containerd", log=layout.log_path)
+    try:
+        daemon.start()
+    except (ContainerdError, OSError, ValueError) as err:
+        raise CommandError(f"error: cannot start a private containerd: {err}") from None
+    finally:
+        child.process = daemon.process
+    print(f"  private containerd ready (snapshotter {daemon.snapshotter}, pods on bridge {args.pod_bridge} "
+          f"in {args.pod_cidr}); log: {layout.log_path}", flush=True)
+
+
+def _ensure_images(socket_path: str, *, data_dir: Path) -> None:
+    """The containerd we did not start: import its sandbox image (and busybox,
+    for the sample app) when it lacks them, so pods start without a registry."""
+    status = cri_status(socket_path)
+    sandbox_image = (status.sandbox_image if status else "") or PAUSE_IMAGE
+    ctr = shutil.which("ctr")
+    try:
+        if ctr is None:
+            raise RuntimeError("ctr (Debian package containerd) is not installed")
+        imported = ensure_images(socket_path, ctr_binary=ctr, cache_dir=data_dir / "images",
+                                 sandbox_image=sandbox_image, snapshotter=status.snapshotter if status else "")
+    except (RuntimeError, OSError, subprocess.SubprocessError, grpc.RpcError) as err:
+        print(f"  warning: could not make sure the images are present ({err}); pods need the sandbox image "
+              f"{sandbox_image} to start", flush=True)
+        return
+    if imported:
+        print(f"  imported into containerd: {', '.join(imported)}", flush=True)
+
+
+def _wait_for_port(address: str, *, child: _Child) -> None:
     host, _, port = address.rpartition(":")
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    assert child.process is not None
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"error: the control service exited with code {process.returncode}")
+        if child.process.poll() is not None:
+            raise CommandError(f"error: the {child.name} exited with code {child.process.returncode}; "
+                               f"see {child.log}")
         try:
             with socket.create_connection((host, int(port)), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"error: the control service did not listen on {address} within {timeout:.0f}s")
-
-
-def _stop(children: list[subprocess.Popen]) -> None:
-    for child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in reversed(children):
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
-def run(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    listen = args.listen
-    sampan = [sys.executable, "-m", "control.cli.main"]
-    logs = {name: open(data_dir / f"{name}.log", "ab") for name in ("control", "agent")}
-    children: list[subprocess.Popen] = []
-    stop_requested = False
-
-    def request_stop(signum, frame):  # noqa: ARG001 (signal handler signature)
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    try:
-        control = subprocess.Popen(
-            [*sampan, "control", "--store", f"sqlite:///{data_dir}/state.db", "--listen", listen,
-             "--metrics-listen", args.control_metrics_listen],
-            stdout=logs["control"], stderr=subprocess.STDOUT, start_new_session=True)
-        children.append(control)
-        _wait_for_port(listen, process=control, timeout=30)
-        config = write_config(listen)
-        agent_args = [*sampan, "agent", "--server", listen, "--node-name", args.node_name or socket.gethostname(),
-                      "--data-dir", str(data_dir / "agent"), "--runtime", args.runtime,
-                      "--containerd-socket", args.containerd_socket, "--pod-cidr", args.pod_cidr,
-                      "--metrics-listen", args.agent_metrics_listen]
-        agent = subprocess.Popen(agent_args, stdout=logs["agent"], stderr=subprocess.STDOUT, start_new_session=True)
-        children.append(agent)
-        print(f"Sampan is up: control service at {listen}, this machine's agent running.")
-        print(f"Client config written to {config}; logs in {data_dir}/{{control,agent}}.log.")
-        print("Try: sampan get nodes    (Ctrl-C here stops the cluster; pods in containerd keep running)")
-        sys.stdout.flush()
-        while not stop_requested:
-            for child, name in ((control, "control service"), (agent, "agent")):
-                if child.poll() is not None:
-                    print(f"error: the {name} exited with code {child.returncode}; see {data_dir}/"
-                          f"{'control' if child is control else 'agent'}.log", file=sys.stderr)
-                    return 1
-            time.sleep(0.2)
-        return 0
-    finally:
-        _stop(children)
-        for log in logs.values():
-            log.close()
-        print("Sampan stopped.")
+    raise CommandError(f"error: the {child.name} did not listen on {address} within {STARTUP_TIMEOUT:.0f}s; "
+                       f"see {child.log}")

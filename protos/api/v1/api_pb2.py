@@ -23,43 +23,44 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
+from protos.agent.v1 import agent_pb2 as protos_dot_agent_dot_v1_dot_agent__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/api/v1/api.proto\x12\rsampan.api.v1\x1a\x19google/protobuf/any.proto\"5\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\";\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"^\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"M\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"J\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x02 \x01(\t\"a\n\x0cPatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05patch\x18\x04 \x01(\x0c\x12\x13\n\x0bsubresource\x18\x05 \x01(\t\"\xcc\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x1a\n\x12propagation_policy\x18\x06 \x01(\t\x12\x0b\n\x03uid\x18\x07 \x01(\t\x12\x18\n\x10resource_version\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"G\n\x0e\x44\x65leteResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"@\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\"\x12\n\x10\x44iscoveryRequest\"v\n\x0b\x41PIResource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"Z\n\x11\x44iscoveryResponse\x12-\n\tresources\x18\x01 \x03(\x0b\x32\x1a.sampan.api.v1.APIResource\x12\x16\n\x0eserver_version\x18\x02 \x01(\t2\xb4\x04\n\x03\x41PI\x12\x45\n\x06\x43reate\x12\x1c.sampan.api.v1.CreateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x03Get\x12\x19.sampan.api.v1.GetRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x04List\x12\x1a.sampan.api.v1.ListRequest\x1a\x1b.sampan.api.v1.ListResponse\x12\x45\n\x06Update\x12\x1c.sampan.api.v1.UpdateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x43\n\x05Patch\x12\x1b.sampan.api.v1.PatchRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x45\n\x06\x44\x65lete\x12\x1c.sampan.api.v1.DeleteRequest\x1a\x1d.sampan.api.v1.DeleteResponse\x12\x41\n\x05Watch\x12\x1b.sampan.api.v1.WatchRequest\x1a\x19.sampan.api.v1.WatchEvent0\x01\x12N\n\tDiscovery\x12\x1f.sampan.api.v1.DiscoveryRequest\x1a .sampan.api.v1.DiscoveryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/api/v1/api.proto\x12\rsampan.api.v1\x1a\x19google/protobuf/any.proto\x1a\x1bprotos/agent/v1/agent.proto\"5\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\";\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"^\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"M\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"J\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x02 \x01(\t\"a\n\x0cPatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05patch\x18\x04 \x01(\x0c\x12\x13\n\x0bsubresource\x18\x05 \x01(\t\"\xcc\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x1a\n\x12propagation_policy\x18\x06 \x01(\t\x12\x0b\n\x03uid\x18\x07 \x01(\t\x12\x18\n\x10resource_version\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"G\n\x0e\x44\x65leteResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"@\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\"\x12\n\x10\x44iscoveryRequest\"v\n\x0b\x41PIResource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"Z\n\x11\x44iscoveryResponse\x12-\n\tresources\x18\x01 \x03(\x0b\x32\x1a.sampan.api.v1.APIResource\x12\x16\n\x0eserver_version\x18\x02 \x01(\t2\xbc\x05\n\x03\x41PI\x12\x45\n\x06\x43reate\x12\x1c.sampan.api.v1.CreateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x03Get\x12\x19.sampan.api.v1.GetRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x04List\x12\x1a.sampan.api.v1.ListRequest\x1a\x1b.sampan.api.v1.ListResponse\x12\x45\n\x06Update\x12\x1c.sampan.api.v1.UpdateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x43\n\x05Patch\x12\x1b.sampan.api.v1.PatchRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x45\n\x06\x44\x65lete\x12\x1c.sampan.api.v1.DeleteRequest\x1a\x1d.sampan.api.v1.DeleteResponse\x12\x41\n\x05Watch\x12\x1b.sampan.api.v1.WatchRequest\x1a\x19.sampan.api.v1.WatchEvent0\x01\x12N\n\tDiscovery\x12\x1f.sampan.api.v1.DiscoveryRequest\x1a .sampan.api.v1.DiscoveryResponse\x12\x41\n\x04Logs\x12\x1c.sampan.agent.v1.LogsRequest\x1a\x19.sampan.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1a.sampan.agent.v1.ExecInput\x1a\x1b.sampan.agent.v1.ExecOutput(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.api.v1.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEREQUEST']._serialized_start=69
-  _globals['_CREATEREQUEST']._serialized_end=122
-  _globals['_GETREQUEST']._serialized_start=124
-  _globals['_GETREQUEST']._serialized_end=183
-  _globals['_LISTREQUEST']._serialized_start=185
-  _globals['_LISTREQUEST']._serialized_end=279
-  _globals['_LISTRESPONSE']._serialized_start=281
-  _globals['_LISTRESPONSE']._serialized_end=358
-  _globals['_UPDATEREQUEST']._serialized_start=360
-  _globals['_UPDATEREQUEST']._serialized_end=434
-  _globals['_PATCHREQUEST']._serialized_start=436
-  _globals['_PATCHREQUEST']._serialized_end=533
-  _globals['_DELETEREQUEST']._serialized_start=536
-  _globals['_DELETEREQUEST']._serialized_end=740
-  _globals['_DELETERESPONSE']._serialized_start=742
-  _globals['_DELETERESPONSE']._serialized_end=813
-  _globals['_OBJECTRESPONSE']._serialized_start=815
-  _globals['_OBJECTRESPONSE']._serialized_end=869
-  _globals['_WATCHREQUEST']._serialized_start=871
-  _globals['_WATCHREQUEST']._serialized_end=992
-  _globals['_WATCHEVENT']._serialized_start=994
-  _globals['_WATCHEVENT']._serialized_end=1058
-  _globals['_DISCOVERYREQUEST']._serialized_start=1060
-  _globals['_DISCOVERYREQUEST']._serialized_end=1078
-  _globals['_APIRESOURCE']._serialized_start=1080
-  _globals['_APIRESOURCE']._serialized_end=1198
-  _globals['_DISCOVERYRESPONSE']._serialized_start=1200
-  _globals['_DISCOVERYRESPONSE']._serialized_end=1290
-  _globals['_API']._serialized_start=1293
-  _globals['_API']._serialized_end=1857
+  _globals['_CREATEREQUEST']._serialized_start=98
+  _globals['_CREATEREQUEST']._serialized_end=151
+  _globals['_GETREQUEST']._serialized_start=153
+  _globals['_GETREQUEST']._serialized_end=212
+  _globals['_LISTREQUEST']._serialized_start=214
+  _globals['_LISTREQUEST']._serialized_end=308
+  _globals['_LISTRESPONSE']._serialized_start=310
+  _globals['_LISTRESPONSE']._serialized_end=387
+  _globals['_UPDATEREQUEST']._serialized_start=389
+  _globals['_UPDATEREQUEST']._serialized_end=463
+  _globals['_PATCHREQUEST']._serialized_start=465
+  _globals['_PATCHREQUEST']._serialized_end=562
+  _globals['_DELETEREQUEST']._serialized_start=565
+  _globals['_DELETEREQUEST']._serialized_end=769
+  _globals['_DELETERESPONSE']._serialized_start=771
+  _globals['_DELETERESPONSE']._serialized_end=842
+  _globals['_OBJECTRESPONSE']._serialized_start=844
+  _globals['_OBJECTRESPONSE']._serialized_end=898
+  _globals['_WATCHREQUEST']._serialized_start=900
+  _globals['_WATCHREQUEST']._serialized_end=1021
+  _globals['_WATCHEVENT']._serialized_start=1023
+  _globals['_WATCHEVENT']._serialized_end=1087
+  _globals['_DISCOVERYREQUEST']._serialized_start=1089
+  _globals['_DISCOVERYREQUEST']._serialized_end=1107
+  _globals['_APIRESOURCE']._serialized_start=1109
+  _globals['_APIRESOURCE']._serialized_end=1227
+  _globals['_DISCOVERYRESPONSE']._serialized_start=1229
+  _globals['_DISCOVERYRESPONSE']._serialized_end=1319
+  _globals['_API']._serialized_start=1322
+  _globals['_API']._serialized_end=2022
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from protos.agent.v1 import agent_pb2 as protos_dot_agent_dot_v1_dot_agent__pb2
 from protos.api.v1 import api_pb2 as protos_dot_api_dot_v1_dot_api__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -74,6 +75,16 @@ class APIStub:
                 request_serializer=protos_dot_api_dot_v1_dot_api__pb2.DiscoveryRequest.SerializeToString,
                 response_deserializer=protos_dot_api_dot_v1_dot_api__pb2.DiscoveryResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/sampan.api.v1.API/Logs',
+                request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
+                response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/sampan.api.v1.API/Exec',
+                request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.SerializeToString,
+                response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -141,6 +152,23 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """Logs streams a pod's container log from the agent of the pod's node
+        (see protos/agent/v1/agent.proto). The container may be omitted when the
+        pod has one; a pod not bound to a node is INVALID_ARGUMENT (BadRequest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Exec runs a command in a pod's container through the agent of its node,
+        relaying input and output both ways; the last output carries the exit code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +211,16 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Discovery,
                     request_deserializer=protos_dot_api_dot_v1_dot_api__pb2.DiscoveryRequest.FromString,
                     response_serializer=protos_dot_api_dot_v1_dot_api__pb2.DiscoveryResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.FromString,
+                    response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.LogChunk.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.FromString,
+                    response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +439,60 @@ class API:
             '/sampan.api.v1.API/Discovery',
             protos_dot_api_dot_v1_dot_api__pb2.DiscoveryRequest.SerializeToString,
             protos_dot_api_dot_v1_dot_api__pb2.DiscoveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sampan.api.v1.API/Logs',
+            protos_dot_agent_dot_v1_dot_agent__pb2.LogsRequest.SerializeToString,
+            protos_dot_agent_dot_v1_dot_agent__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sampan.api.v1.API/Exec',
+            protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.SerializeToString,
+            protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
             insecure,
