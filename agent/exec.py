@@ -2,9 +2,9 @@
 
 Commands run through the runtime's ``exec_sync`` (CRI's ExecSync), the one
 exec every runtime offers: the command runs to its end (or ``EXEC_TIMEOUT``)
-and its output comes back whole, then goes out as stdout and stderr chunks
-followed by the exit code. So the output of a long command arrives when it
-ends, not as it is written.
+and its output comes back whole, then goes out as stdout chunks, stderr
+chunks and the exit code. So the output of a long command arrives when it
+ends, not as it is written, and stdout and stderr are not interleaved.
 
 stdin and tty are refused (UNIMPLEMENTED, reason MethodNotAllowed): CRI's
 ExecSync has no input, and its streaming Exec answers with the URL of the
@@ -22,8 +22,8 @@ from agent.runtime.base import ContainerRuntime, RuntimeError_
 from control.api import errors
 from protos.agent.v1 import agent_pb2
 
-# ExecSync needs a deadline (CRI: 0 would be none, but containerd's
-# client-side call needs one); a command running longer is killed.
+# ExecSync takes a deadline (the CRI runtime turns 0 into one second); a
+# command running longer is killed and the exec fails.
 EXEC_TIMEOUT = 3600.0
 # Output goes out in chunks well below gRPC's 4 MiB message limit.
 OUTPUT_CHUNK_BYTES = 1024 * 1024

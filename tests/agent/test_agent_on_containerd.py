@@ -163,3 +163,19 @@ async def test_killing_the_agent_leaves_pods_running_and_it_adopts_them(
         pod = await wait_for(lambda n=name: running(api, n), what=f"pod {name} still Running")
         after = {s.name: (s.container_id, s.restart_count) for s in pod.status.container_statuses}
         assert after == before[name]
+
+
+async def test_a_configmap_update_reaches_the_running_container(api, agent_on_containerd):
+    await api.create(web_pod("web"))
+    pod = await wait_for(lambda: running(api, "web"), what="pod web Running and Ready")
+    config = await api.get("ConfigMap", "www", namespace="default")
+    config.data["index.html"] = "updated\n"
+    await api.update(config)
+
+    async def served():
+        page = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://{pod.status.pod_ip}:8080/index.html", timeout=5).read().decode())
+        return page == "updated\n"
+    await wait_for(served, timeout=30, what="httpd in the pod to serve the updated ConfigMap")
+    after = await api.get("Pod", "web", namespace="default")
+    assert [s.restart_count for s in after.status.container_statuses] == [0, 0]
