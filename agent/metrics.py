@@ -90,18 +90,22 @@ class InstrumentedRuntime:
         self._metrics = metrics
 
     def __getattr__(self, name: str):
+        # Called only for names not yet on self: the wrapper is made once and kept.
         attr = getattr(self._inner, name)
         if not asyncio.iscoroutinefunction(attr):
             return attr
+        histogram = self._metrics.operation_duration.labels(name)
+        errors = self._metrics.operation_errors.labels(name)
 
         async def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return await attr(*args, **kwargs)
             except Exception:
-                self._metrics.operation_errors.labels(name).inc()
+                errors.inc()
                 raise
             finally:
-                self._metrics.operation_duration.labels(name).observe(time.perf_counter() - start)
+                histogram.observe(time.perf_counter() - start)
 
+        setattr(self, name, timed)
         return timed

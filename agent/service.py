@@ -2,10 +2,12 @@
 
 Wires the pieces: the container runtime (containerd through CRI when its
 socket answers, else the process runtime, and the log says which and why),
-the Node registration, the heartbeat Lease, the node status reporter, the pod
-manager (recovering what the runtime still runs before it starts), and the
-Prometheus endpoint. Stops on SIGTERM/SIGINT without touching running pods:
-pods outlive the agent, and the next agent adopts them.
+the agent's gRPC server for logs and exec (agent.server; its port goes into
+the Node's status for the control service to find), the Node registration,
+the heartbeat Lease, the node status reporter, the pod manager (recovering
+what the runtime still runs before it starts), and the Prometheus endpoint.
+Stops on SIGTERM/SIGINT without touching running pods: pods outlive the
+agent, and the next agent adopts them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from prometheus_client import start_http_server
 
 from agent.metrics import AgentMetrics, InstrumentedRuntime, sample_container_stats
 from agent.node import MachineFacts, NodeIdentity, NodeLease, NodeStatusReporter, register_node
+from agent.pod_containers import APIPodLookup
 from agent.runtime.base import ContainerRuntime
+from agent.server import DEFAULT_LISTEN, AgentServer, AgentServicer
 from control.api import errors
 from control.client import Client
 
@@ -41,6 +45,8 @@ class AgentConfig:
     node_ip: str = ""
     node_labels: Mapping[str, str] = field(default_factory=dict)
     metrics_listen: str = "127.0.0.1:10250"
+    # The logs/exec gRPC server (agent.server); unauthenticated for now.
+    listen: str = DEFAULT_LISTEN
     lease_interval: float = 10.0
     status_interval: float = 10.0
     backoff_initial: float = 10.0
@@ -80,6 +86,7 @@ class Agent:
         self._api: Client | None = None
         self._runtime: ContainerRuntime | None = None
         self._metrics_server = None
+        self._server: AgentServer | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -89,9 +96,12 @@ class Agent:
         info = await runtime.info()
         self._runtime = InstrumentedRuntime(runtime, self.metrics)
         self._api = Client.connect(config.server)
+        self._server = AgentServer(AgentServicer(self._runtime, APIPodLookup(self._api, config.node_name)),
+                                   listen=config.listen)
+        agent_port = await self._server.start()
         identity = NodeIdentity(
             name=config.node_name, labels=dict(config.node_labels), pod_cidr=config.pod_cidr,
-            runtime_version=info.version, runtime_isolated=info.isolated)
+            runtime_version=info.version, runtime_isolated=info.isolated, agent_port=agent_port)
         facts = await asyncio.to_thread(MachineFacts.read, data_dir=config.data_dir, node_ip=config.node_ip)
         await self._register(identity, facts)
 
@@ -132,6 +142,8 @@ class Agent:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop()
         if self._metrics_server is not None:
             server, _thread = self._metrics_server
             server.shutdown()
@@ -188,9 +200,13 @@ def run(args) -> int:
             data_dir=args.data_dir, runtime=args.runtime, containerd_socket=args.containerd_socket,
             pod_cidr=args.pod_cidr or "", node_ip=args.node_ip or "",
             node_labels=parse_labels(args.node_labels), metrics_listen=args.metrics_listen,
+            listen=args.listen,
             backoff_initial=args.restart_backoff, backoff_max=args.restart_backoff_max)
         asyncio.run(serve(config))
     except ValueError as err:
         log.error("%s", err)
+        return 1
+    except OSError as err:
+        log.error("cannot start: %s", err)
         return 1
     return 0

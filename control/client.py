@@ -10,6 +10,8 @@ gRPC status the server sent.
         pod = await api.get("Pod", "web", namespace="default")
         async for event in api.watch("Pod", namespace="default"):
             print(event.type, event.object.metadata.name)
+        async for chunk in api.logs("web", namespace="default", follow=True):
+            sys.stdout.buffer.write(chunk)
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterable, AsyncIterator, Mapping, Sequence
 
 import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from control.api import errors, kinds
+from protos.agent.v1 import agent_pb2
 from protos.api.v1 import api_pb2, api_pb2_grpc
 
 DEFAULT_SERVER = "127.0.0.1:6443"
@@ -44,6 +47,15 @@ def resolve_server(server: str | None = None) -> str:
 class WatchEvent:
     type: str  # ADDED, MODIFIED, DELETED
     object: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOutput:
+    """One piece of an exec's output; the last one has the exit code."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int | None = None
 
 
 def pack(obj: Message) -> any_pb2.Any:
@@ -208,3 +220,69 @@ class Client:
 
     async def discovery(self) -> api_pb2.DiscoveryResponse:
         return await self._call(self._stub.Discovery, api_pb2.DiscoveryRequest())
+
+    async def logs(
+        self,
+        pod: str,
+        *,
+        namespace: str = "",
+        container: str = "",
+        follow: bool = False,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        previous: bool = False,
+        timestamps: bool = False,
+    ) -> AsyncIterator[bytes]:
+        """A pod's container log, in chunks of whole lines, from the agent of
+        its node. ``container`` may be "" when the pod has one. With follow it
+        goes on until the container stops (or the caller stops iterating)."""
+        request = agent_pb2.LogsRequest(
+            namespace=namespace, pod=pod, container=container, follow=follow, previous=previous,
+            timestamps=timestamps)
+        if tail_lines is not None:
+            request.tail_lines = tail_lines
+        if since_seconds is not None:
+            request.since_seconds = since_seconds
+        call = self._stub.Logs(request)
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        finally:
+            call.cancel()
+
+    async def exec(
+        self,
+        pod: str,
+        command: Sequence[str],
+        *,
+        namespace: str = "",
+        container: str = "",
+        stdin: AsyncIterable[bytes] | None = None,
+        tty: bool = False,
+    ) -> AsyncIterator[ExecOutput]:
+        """Run command in a pod's container: its output as it comes, the exit
+        code last. ``stdin`` is sent to the command (agents refuse it today,
+        as they refuse tty: MethodNotAllowedError)."""
+        start = agent_pb2.ExecStart(namespace=namespace, pod=pod, container=container, command=list(command),
+                                    stdin=stdin is not None, tty=tty)
+
+        async def requests() -> AsyncIterator[agent_pb2.ExecInput]:
+            yield agent_pb2.ExecInput(start=start)
+            if stdin is not None:
+                async for data in stdin:
+                    yield agent_pb2.ExecInput(stdin=data)
+
+        call = self._stub.Exec(requests())
+        try:
+            async for output in call:
+                which = output.WhichOneof("output")
+                if which == "exit_code":
+                    yield ExecOutput(exit_code=output.exit_code)
+                elif which is not None:
+                    yield ExecOutput(**{which: getattr(output, which)})
+        except grpc.aio.AioRpcError as err:
+            raise _api_error(err) from None
+        finally:
+            call.cancel()

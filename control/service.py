@@ -25,6 +25,7 @@ from control.client import Client
 from control.controllers.events import expire_events
 from control.controllers.namespace import run_namespace_controller
 from control.server.metrics import ControlMetrics, InstrumentedStore
+from control.server.relay import StreamRelay
 from control.server.resources import ResourceService
 from control.server.servicer import SERVICE_NAME, TRANSPORT_MAX_RECEIVE_BYTES, APIServicer, add_api_service
 from control.server.strategy import SYSTEM_NAMESPACES
@@ -88,6 +89,7 @@ class ControlService:
         self._store: Store | None = None
         self._tasks: list[asyncio.Task] = []
         self._metrics_server = None
+        self._relay: StreamRelay | None = None
         self.port = 0
 
     async def start(self) -> None:
@@ -101,7 +103,8 @@ class ControlService:
             ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE_BYTES),
             ("grpc.so_reuseport", 0),
         ])
-        add_api_service(server, APIServicer(resources, self.metrics))
+        self._relay = StreamRelay(resources, self.metrics)
+        add_api_service(server, APIServicer(resources, self.metrics), relay=self._relay)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -129,18 +132,23 @@ class ControlService:
                  host, self.port, config.store_url.split("://")[0], len(kinds.KINDS))
 
     async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop(self.config.shutdown_grace)
+        # Controllers first, then the watch cache: that ends every open watch
+        # (clients re-watch elsewhere or after the restart), so the server's
+        # grace period only waits for unary calls, not for endless streams.
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if getattr(self, "_api", None) is not None:
             await self._api.close()
+        if getattr(self, "_resources", None) is not None:
+            await self._resources.close()
+        if self._server is not None:
+            await self._server.stop(self.config.shutdown_grace)
+        if self._relay is not None:
+            await self._relay.close()
         if self._metrics_server is not None:
             server, _thread = self._metrics_server
             server.shutdown()
-        if getattr(self, "_resources", None) is not None:
-            await self._resources.close()
         if self._store is not None:
             await self._store.close()
         log.info("control service stopped")

@@ -1,6 +1,8 @@
 """The benchmarks still run: ``python -m tests.bench --quick`` exits 0 and prints
 its tables. No figure is checked; timings are never assertions (see
-docs/benchmarks.md for the benchmarks themselves)."""
+docs/benchmarks.md for the benchmarks themselves). The pod startup table is
+expected only where a private containerd can run (root, Debian's containerd);
+elsewhere the command notes that it skipped it (and fails under CI=true)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.report import BREAKDOWN_HEADER, FANOUT_HEADER, THROUGHPUT_HEADER
+from tests.bench.agent_node import containerd_missing
+from tests.bench.report import (
+    BREAKDOWN_HEADER,
+    FANOUT_HEADER,
+    FOOTPRINT_HEADER,
+    POD_STAGES_HEADER,
+    POD_STARTUP_HEADER,
+    THROUGHPUT_HEADER,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,5 +41,8 @@ def test_quick_benchmarks_run_and_print_their_tables():
         stdout, stderr = bench.communicate()
         pytest.fail(f"python -m tests.bench --quick took over 120 s; stderr:\n{stderr[-4000:]}")
     assert bench.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
-    for header in (THROUGHPUT_HEADER, BREAKDOWN_HEADER, FANOUT_HEADER):
+    headers = [THROUGHPUT_HEADER, BREAKDOWN_HEADER, FANOUT_HEADER, FOOTPRINT_HEADER]
+    if containerd_missing() is None:
+        headers += [POD_STARTUP_HEADER, POD_STAGES_HEADER]
+    for header in headers:
         assert header in stdout

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Awaitable, TypeVar, overload
 
 import grpc
@@ -91,6 +92,10 @@ def cpu_quota(limit_millis: int) -> int:
     return max(MIN_CPU_QUOTA_US, limit_millis * CPU_PERIOD_US // 1000)
 
 
+# How long after a container exits its status is still re-read (OOMKilled comes late).
+EXIT_SETTLE_SECONDS = 3.0
+
+
 class CRIRuntime:
     """A ``ContainerRuntime`` backed by a CRI server such as containerd."""
 
@@ -98,24 +103,35 @@ class CRIRuntime:
         self.socket_path = socket_path
         self._call_timeout = call_timeout
         self._channel: grpc.aio.Channel | None = None
+        self._runtime_stub: cri_grpc.RuntimeServiceStub | None = None
+        self._image_stub: cri_grpc.ImageServiceStub | None = None
+        # The agent relists every second: statuses are asked for only when the
+        # cheap listing shows something new or changed (see list_containers).
+        self._container_statuses: dict[str, tuple[int, float, ContainerStatus]] = {}
+        self._sandbox_statuses: dict[str, tuple[int, SandboxStatus]] = {}
 
     def _connect(self) -> grpc.aio.Channel:
         # Made on first use: a grpc.aio channel belongs to the loop it is made in.
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(f"unix://{self.socket_path}")
+            self._runtime_stub = cri_grpc.RuntimeServiceStub(self._channel)
+            self._image_stub = cri_grpc.ImageServiceStub(self._channel)
         return self._channel
 
     @property
     def _runtime(self) -> cri_grpc.RuntimeServiceStub:
-        return cri_grpc.RuntimeServiceStub(self._connect())
+        self._connect()
+        return self._runtime_stub
 
     @property
     def _images(self) -> cri_grpc.ImageServiceStub:
-        return cri_grpc.ImageServiceStub(self._connect())
+        self._connect()
+        return self._image_stub
 
     async def close(self) -> None:
         if self._channel is not None:
             channel, self._channel = self._channel, None
+            self._runtime_stub = self._image_stub = None
             await channel.close()
 
     async def info(self) -> RuntimeInfo:
@@ -169,9 +185,17 @@ class CRIRuntime:
     async def list_sandboxes(self) -> list[SandboxStatus]:
         listing = await _call("list sandboxes", self._runtime.ListPodSandbox(
             cri.ListPodSandboxRequest(), timeout=self._call_timeout))
-        # Only PodSandboxStatus carries the IP; one call per sandbox, concurrently.
-        statuses = await asyncio.gather(*(self._sandbox_status(item.id) for item in listing.items))
-        return [status for status in statuses if status is not None]
+        # Only PodSandboxStatus carries the IP: ask for it when a sandbox is new
+        # or its state changed, and reuse the last answer otherwise.
+        known = self._sandbox_statuses
+        fresh = [item for item in listing.items if known.get(item.id, (None,))[0] != item.state]
+        for item, status in zip(fresh, await asyncio.gather(*(self._sandbox_status(i.id) for i in fresh))):
+            if status is not None:
+                known[item.id] = (item.state, status)
+        listed = {item.id for item in listing.items}
+        for gone in known.keys() - listed:
+            del known[gone]
+        return [known[item.id][1] for item in listing.items if item.id in known]
 
     async def _sandbox_status(self, sandbox_id: str) -> SandboxStatus | None:
         """The sandbox's status, or None if it is gone."""
@@ -236,10 +260,29 @@ class CRIRuntime:
         listing = await _call("list containers", self._runtime.ListContainers(
             cri.ListContainersRequest(), timeout=self._call_timeout))
         # Exit codes, times and reasons are only in ContainerStatus; the sandbox
-        # id only in the listing.
-        statuses = await asyncio.gather(*(
-            self._container_status(item.id, sandbox_id=item.pod_sandbox_id) for item in listing.containers))
-        return [status for status in statuses if status is not None]
+        # id only in the listing. Ask for a status when a container is new or
+        # its state changed; an exited one is asked again for a few seconds,
+        # because containerd reports OOMKilled a moment after the exit.
+        known = self._container_statuses
+        now = time.monotonic()
+
+        def stale(item) -> bool:
+            cached = known.get(item.id)
+            if cached is None or cached[0] != item.state:
+                return True
+            return item.state == cri.CONTAINER_EXITED and now - cached[1] < EXIT_SETTLE_SECONDS
+
+        fresh = [item for item in listing.containers if stale(item)]
+        answers = await asyncio.gather(*(
+            self._container_status(item.id, sandbox_id=item.pod_sandbox_id) for item in fresh))
+        for item, status in zip(fresh, answers):
+            if status is not None:
+                first_seen = known[item.id][1] if item.id in known and known[item.id][0] == item.state else now
+                known[item.id] = (item.state, first_seen, status)
+        listed = {item.id for item in listing.containers}
+        for gone in known.keys() - listed:
+            del known[gone]
+        return [known[item.id][2] for item in listing.containers if item.id in known]
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         listing = await _call(f"find container {container_id}", self._runtime.ListContainers(

@@ -43,7 +43,7 @@ What a process cannot do, by design (``RuntimeInfo.isolated`` is False):
 - ``exec_sync`` runs the command as a new host process with the container's
   env and working directory; it does not die with the container. A timeout
   (``timeout <= 0`` means none) kills it and raises ``RuntimeError_``, as
-  CRI's ExecSync fails with an error.
+  CRI's ExecSync fails with an error. Cancelling the call kills it too.
 - The agent's service manager must leave the shims alone when the agent
   stops (systemd: ``KillMode=process``), as containerd's unit does.
 """
@@ -416,6 +416,13 @@ class ProcessRuntime:
             await process.wait()
             raise RuntimeError_(f"exec {list(command)} in container {container_id}: "
                                 f"timed out after {timeout:g}s") from None
+        except asyncio.CancelledError:
+            # The caller gave up (a cancelled exec): the command must not outlive it.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
         assert process.returncode is not None
         exit_code = process.returncode if process.returncode >= 0 else 128 - process.returncode
         return ExecResult(exit_code=exit_code, stdout=stdout, stderr=stderr)

@@ -1,4 +1,5 @@
-"""Times as kubectl prints them: ages (HumanDuration) and RFC 1123 dates.
+"""Times as kubectl prints them: ages (HumanDuration) and RFC 1123 dates;
+and Go durations as its flags take them (``--timeout 1m30s``, ``--since 5m``).
 
 ``human_duration`` is k8s.io/apimachinery/pkg/util/duration.HumanDuration:
 about two significant figures, finer units while they still matter ("90s",
@@ -14,8 +15,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from control.cli.errors import CommandError
+
 UNKNOWN = "<unknown>"
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -52,6 +57,21 @@ def human_duration(seconds: float) -> str:
         years = hours // 24 // 365
         return f"{years}y" if rest == 0 else f"{years}y{rest}d"
     return f"{hours // 24 // 365}y"
+
+
+def parse_duration(text: str) -> float:
+    """A Go duration ("30s", "1m30s", "500ms", "0") in seconds."""
+    if text in ("0", ""):
+        return 0.0
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise CommandError(f'error: invalid duration "{text}" (examples: 30s, 1m30s, 500ms)')
+    return total
 
 
 def parse_timestamp(text: str) -> datetime | None:

@@ -37,7 +37,9 @@ class UsageError(CommandError):
 
 
 def api_error_line(err: errors.APIError, *, server: str | None = None) -> str:
-    if isinstance(err, errors.UnavailableError):
+    # Only the client's own "unreachable" is about the control service; an
+    # UnavailableError the server sent (a node's agent it cannot reach) is the server's.
+    if isinstance(err, errors.UnavailableError) and err.message.startswith(_UNREACHABLE_PREFIX):
         detail = err.message.removeprefix(_UNREACHABLE_PREFIX)
         return (f"error: cannot reach the control service at {resolve_server(server)}: {detail} "
                 f"(is it running? point at it with --server or ${SERVER_ENV})")

@@ -11,6 +11,10 @@ exit code 1.
 subcommand and, as kubectl allows, after it (``sampan get pods -n demo``).
 Each subcommand declares them again with ``default=SUPPRESS``, so a value
 given before the subcommand is not overwritten by the subcommand's default.
+
+A command that runs another (``sampan exec POD -- CMD ARGS...``) sets a
+``command_argv`` default: everything after the first ``--`` goes there
+untouched, flags included.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ def build_parser() -> CommandLineParser:
     _define_get(command("get", module="get", help="Display one or many resources."))
     _define_describe(command("describe", module="describe", help="Show details of a resource or group of resources."))
     _define_delete(command("delete", module="delete", help="Delete resources by names, files or label selectors."))
+    _define_logs(command("logs", module="logs", help="Print the logs for a container in a pod."))
+    _define_exec(command("exec", module="exec", help="Execute a command in a container."))
     _define_api_resources(command("api-resources", module="api_resources",
                                   help="Print the supported API resources on the server."))
     _define_version(command("version", module="version", help="Print the client and server version."))
@@ -185,6 +191,46 @@ def _define_delete(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--ignore-not-found", action="store_true", help="a missing object is no error")
 
 
+def _container_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("pod", metavar="POD", help="the pod's name (or pod/NAME)")
+    sub.add_argument("-c", "--container", default="", metavar="NAME",
+                     help="the container's name (needed when the pod has several)")
+
+
+def _define_logs(sub: argparse.ArgumentParser) -> None:
+    _container_flags(sub)
+    sub.add_argument("-f", "--follow", action="store_true", help="stream new lines until the container stops")
+    sub.add_argument("-p", "--previous", action="store_true",
+                     help="the logs of the container's previous attempt (before its last restart)")
+    sub.add_argument("--tail", type=int, default=-1, metavar="N", help="only the last N lines (-1: all)")
+    sub.add_argument("--since", default="", metavar="DURATION", help="only lines newer than this (5s, 2m, 3h)")
+    sub.add_argument("--timestamps", action="store_true", help="prefix every line with its RFC 3339 time")
+
+
+def _define_exec(sub: argparse.ArgumentParser) -> None:
+    _container_flags(sub)
+    sub.add_argument("-i", "--stdin", action="store_true",
+                     help="pass stdin to the command (node agents do not support it yet)")
+    sub.add_argument("-t", "--tty", action="store_true",
+                     help="allocate a terminal (node agents do not support it yet)")
+    sub.set_defaults(command_argv=[])
+    sub.usage = f"{PROG} exec POD [-c CONTAINER] [-n NAMESPACE] [-i] [-t] -- COMMAND [ARGS...]"
+
+
+def parse_command_line(parser: CommandLineParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parse argv; for a command taking ``command_argv``, what follows ``--`` is that."""
+    if "--" in argv:
+        at = argv.index("--")
+        try:
+            args, extra = parser.parse_known_args(argv[:at])
+        except UsageError:
+            args = None
+        if args is not None and hasattr(args, "command_argv"):
+            args.command_argv = argv[at + 1:]
+            return args, extra
+    return parser.parse_known_args(argv)
+
+
 def _define_api_resources(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-o", "--output", choices=("wide", "name"), help="output format")
     sub.add_argument("--namespaced", type=parse_bool, default=None, metavar="BOOL",
@@ -220,6 +266,9 @@ def _define_agent(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--node-labels", default="", metavar="K=V,...", help="labels to put on the Node")
     sub.add_argument("--metrics-listen", default="127.0.0.1:10250", metavar="HOST:PORT",
                      help="the Prometheus /metrics address ('' to disable)")
+    sub.add_argument("--listen", default="0.0.0.0:10251", metavar="HOST:PORT",
+                     help="the agent's gRPC address for logs and exec, which the control service relays to "
+                          "(no authentication yet: keep it reachable by the control service only)")
     sub.add_argument("--restart-backoff", type=float, default=10.0, metavar="SECONDS",
                      help="first container restart back-off (doubles each crash)")
     sub.add_argument("--restart-backoff-max", type=float, default=300.0, metavar="SECONDS",
@@ -243,6 +292,8 @@ def _define_up(sub: argparse.ArgumentParser) -> None:
                      help="the Linux bridge a private containerd's pods join")
     sub.add_argument("--control-metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT")
     sub.add_argument("--agent-metrics-listen", default="127.0.0.1:10250", metavar="HOST:PORT")
+    sub.add_argument("--agent-listen", default="0.0.0.0:10251", metavar="HOST:PORT",
+                     help="the agent's gRPC address for logs and exec (port 0: any free port)")
 
 
 def _default_up_data_dir() -> str:
@@ -255,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sampan`` with argv (default: sys.argv[1:]); returns the exit code."""
     parser = build_parser()
     try:
-        args, extra = parser.parse_known_args(argv)
+        args, extra = parse_command_line(parser, list(sys.argv[1:] if argv is None else argv))
         if extra:
             what = "unknown flag" if extra[0].startswith("-") else "unexpected argument"
             raise UsageError(f"error: {what}: {extra[0]} (see '{PROG} {args.command} --help')")

@@ -65,3 +65,14 @@ def no_resources_message(targets: Sequence[Target], *, namespace: str) -> str:
     if namespace and any(target.kind.namespaced for target in targets):
         return f"No resources found in {namespace} namespace."
     return "No resources found"
+
+
+def pod_name(argument: str) -> str:
+    """The pod named by ``NAME`` or ``KIND/NAME`` (KIND one of Pod's names: pod/web, po/web)."""
+    kind_name, slash, name = argument.rpartition("/")
+    if not slash:
+        return argument
+    kind = kinds.resolve(kind_name)
+    if kind.kind != "Pod" or not name:
+        raise CommandError(f"error: {argument}: only a pod's containers have logs and run commands")
+    return name

@@ -5,7 +5,8 @@ truncated request becomes a clear INVALID_ARGUMENT answer instead of a
 transport error, and so the 3 MiB request limit is checked with a message that
 says what happened. Every APIError becomes a gRPC status with the
 ``sampan-reason`` trailing metadata; anything else is logged and answered
-INTERNAL without taking the service down.
+INTERNAL without taking the service down. Logs and Exec are relayed to the
+pod's node agent by control.server.relay, registered here with the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf import any_pb2
@@ -23,6 +24,9 @@ from control.api import errors, kinds
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService, unpack_object
 from protos.api.v1 import api_pb2
+
+if TYPE_CHECKING:  # relay.py builds on this module's helpers
+    from control.server.relay import StreamRelay
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def _resolve_kind(name: str) -> kinds.Kind:
         raise errors.NotFoundError(str(err)) from None
 
 
-def _parse(request_type: type[Message], raw: bytes) -> Message:
+def parse_request(request_type: type[Message], raw: bytes) -> Message:
     if len(raw) > MAX_REQUEST_BYTES:
         raise errors.RequestTooLargeError(
             f"request is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES} bytes (3 MiB)")
@@ -155,7 +159,7 @@ class APIServicer:
         return kind.kind, stream()
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: errors.APIError) -> None:
+async def abort_with_error(context: grpc.aio.ServicerContext, err: errors.APIError) -> None:
     context.set_trailing_metadata(((errors.REASON_METADATA_KEY, err.reason),))
     await context.abort(err.code, err.message)
 
@@ -171,17 +175,17 @@ def _unary(
         kind_label = "unknown"
         code = grpc.StatusCode.OK
         try:
-            request = _parse(request_type, raw)
+            request = parse_request(request_type, raw)
             kind_label = getattr(request, "kind", "") or kind_label
             kind_label, response = await method(request)
             return response.SerializeToString()
         except errors.APIError as err:
             code = err.code
-            await _abort(context, err)
+            await abort_with_error(context, err)
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("%s failed", verb)
-            await _abort(context, errors.InternalError(f"internal error while serving {verb}; see the control service's log"))
+            await abort_with_error(context, errors.InternalError(f"internal error while serving {verb}; see the control service's log"))
         finally:
             metrics.requests.labels(kind_label, verb, code.name).inc()
             metrics.request_duration.labels(kind_label, verb).observe(time.perf_counter() - start)
@@ -197,25 +201,25 @@ def _streaming(
         kind_label = "unknown"
         code = grpc.StatusCode.OK
         try:
-            request = _parse(api_pb2.WatchRequest, raw)
+            request = parse_request(api_pb2.WatchRequest, raw)
             kind_label, stream = await servicer.watch(request)
             async for event in stream:
                 yield event
         except errors.APIError as err:
             code = err.code
-            await _abort(context, err)
+            await abort_with_error(context, err)
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("watch failed")
-            await _abort(context, errors.InternalError("internal error while serving watch; see the control service's log"))
+            await abort_with_error(context, errors.InternalError("internal error while serving watch; see the control service's log"))
         finally:
             metrics.requests.labels(kind_label, "watch", code.name).inc()
 
     return handler
 
 
-def add_api_service(server: grpc.aio.Server, servicer: APIServicer) -> None:
-    """Register the API service's handlers on server."""
+def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: StreamRelay) -> None:
+    """Register the API service's handlers on server; Logs and Exec are relay's."""
     m = servicer.metrics
     unary = {
         "Create": ("create", api_pb2.CreateRequest, servicer.create),
@@ -231,4 +235,6 @@ def add_api_service(server: grpc.aio.Server, servicer: APIServicer) -> None:
         for name, (verb, request_type, method) in unary.items()
     }
     handlers["Watch"] = grpc.unary_stream_rpc_method_handler(_streaming(servicer, m))
+    handlers["Logs"] = grpc.unary_stream_rpc_method_handler(relay.logs)
+    handlers["Exec"] = grpc.stream_stream_rpc_method_handler(relay.exec)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

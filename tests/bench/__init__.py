@@ -11,6 +11,10 @@ event loop.
   concurrencies, on SQLite and etcd, against the raw store client.
 - ``bench_watch``: delivery latency of one writer's updates to many
   watchers, against raw store watchers.
+- ``bench_pods``: pod startup through an agent on containerd, creation to
+  Running, against the same containers started straight through the CRI.
+- ``bench_agent_footprint``: the agent's memory and CPU with pods running
+  and nothing changing, against an idle Python process with its imports.
 
 Modules here are named ``bench_*`` (never ``test_*``) and define no test
 functions, so pytest does not collect them; ``tests/test_bench_smoke.py``

@@ -6,7 +6,8 @@ or a watcher missed or repeated an event; never because of a figure.
 
 NAME is a benchmark (``api-sqlite``) or any part of one (``api``, ``etcd``).
 ``--profile DIR`` samples each control service with py-spy into
-``DIR/<benchmark>.txt``; read those with ``python -m tests.bench.hotspots``.
+``DIR/<benchmark>.txt`` (the agent, for the agent's benchmarks, into
+``DIR/<benchmark>-agent.txt``); read those with ``python -m tests.bench.hotspots``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from tests.bench import bench_api, bench_watch
+from tests.bench import bench_agent_footprint, bench_api, bench_pods, bench_watch
+from tests.bench.agent_node import containerd_missing
 from tests.bench.environment import find_etcd
 from tests.bench.measure import machine_busy_seconds
 from tests.bench.report import Report, progress
@@ -43,12 +45,25 @@ def _watch(store: str) -> Benchmark:
     return run
 
 
+def _pod_startup(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+    plan = bench_pods.QUICK if quick else bench_pods.FULL
+    bench_pods.run_pod_startup_benchmark(plan, report, profile_dir=profile_dir)
+
+
+def _agent_footprint(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+    plan = bench_agent_footprint.QUICK if quick else bench_agent_footprint.FULL
+    bench_agent_footprint.run_agent_footprint_benchmark(plan, report, profile_dir=profile_dir)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "api-sqlite": _api("sqlite"),
     "api-etcd": _api("etcd"),
     "watch-sqlite": _watch("sqlite"),
     "watch-etcd": _watch("etcd"),
+    "pod-startup": _pod_startup,
+    "agent-footprint": _agent_footprint,  # on the process runtime where containerd cannot run
 }
+NEEDS_CONTAINERD = {"pod-startup"}
 
 
 def selected(only: list[str] | None) -> list[str]:
@@ -72,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check the benchmarks run")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help=f"run only matching benchmarks ({', '.join(BENCHMARKS)}); repeatable")
-    parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the control service into DIR")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy the control service (for the agent's benchmarks, the agent) into DIR")
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the etcd and control service processes are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -85,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in selected(args.only):
         if name.endswith("etcd") and etcd_binary is None:
             message = f"{name}: etcd not found (install Debian's etcd-server)"
+            (report.failures if in_ci() else report.notes).append(message + ("" if in_ci() else "; skipped"))
+            continue
+        if name in NEEDS_CONTAINERD and (why_not := containerd_missing()):
+            message = f"{name}: {why_not}"
             (report.failures if in_ci() else report.notes).append(message + ("" if in_ci() else "; skipped"))
             continue
         progress(f"{name}: starting")

@@ -1,4 +1,4 @@
-"""The benchmarks' results as markdown: two tables, the targets, notes.
+"""The benchmarks' results as markdown: a table or two per benchmark, the targets, notes.
 
 Every figure is printed beside the baseline measured in the same run and
 their ratio, and beside the CPU each process used while it was taken (in
@@ -32,9 +32,33 @@ FANOUT_HEADER = (
     " | duplicates | p50 ms | p99 ms | max ms | API/raw p99 | CPU (cores) |"
 )
 
+POD_STARTUP_TITLE = "## Pod startup: creation to Running"
+POD_STARTUP_HEADER = (
+    "| path | runtime | pods | rate/s (target) | started | p50 ms | p99 ms | max ms | agent/CRI p50 | agent/CRI p99"
+    " | CPU (cores) |"
+)
+POD_STAGES_TITLE = "## Where a pod's startup time goes (p50 / p99 ms, from containerd's timestamps)"
+POD_STAGES_HEADER = (
+    "| path | launch to sandbox created | sandbox created to container started | container started to done"
+    " | done is |"
+)
+FOOTPRINT_TITLE = "## Agent footprint: idle with pods running"
+FOOTPRINT_HEADER = (
+    "| process | runtime | pods | window s | RSS MB (mean) | RSS MB (max) | peak RSS MB (VmHWM) | RSS/baseline"
+    " | CPU % of one core | CPU (cores) |"
+)
+
 API = "API"
 RAW = "raw store"
+CRI_PATH = "CRI calls"
+AGENT_PATH = "agent"
+AGENT_PROCESS = "agent"
+IDLE_PROCESS = "idle Python (same imports)"
 FANOUT_TARGET_RATE = 200.0  # updates per second the fan-out target is stated for
+POD_STARTUP_TARGET_MS = 1500.0
+POD_STARTUP_SLO_MS = 5000.0  # Kubernetes' pod startup SLO (p99)
+FOOTPRINT_TARGET_MB = 60.0
+FOOTPRINT_TARGET_CPU_PERCENT = 1.0
 
 
 @dataclass(frozen=True)
@@ -71,12 +95,45 @@ class FanoutRow:
         return self.expected - self.delivered
 
 
+@dataclass(frozen=True)
+class PodStartupRow:
+    path: str  # CRI_PATH or AGENT_PATH
+    runtime: str
+    pods: int
+    rate_target: float
+    rate_achieved: float
+    started: int
+    latency: LatencySummary  # launch (or create sent) to started (or seen Running)
+    to_sandbox: LatencySummary
+    sandbox_to_container: LatencySummary
+    container_to_done: LatencySummary
+    ratio_p50: float | None
+    ratio_p99: float | None
+    cpu: dict[str, float]
+
+
+@dataclass(frozen=True)
+class FootprintRow:
+    process: str  # AGENT_PROCESS or IDLE_PROCESS
+    runtime: str
+    pods: int
+    seconds: float
+    rss_mb_mean: float
+    rss_mb_max: float
+    peak_rss_mb: float
+    ratio: float | None  # mean RSS over the idle process's
+    cpu_percent: float  # of one core, over the window
+    cpu: dict[str, float]
+
+
 @dataclass
 class Report:
     quick: bool
     date: str
     throughput: list[ThroughputRow] = field(default_factory=list)
     fanout: list[FanoutRow] = field(default_factory=list)
+    pod_startup: list[PodStartupRow] = field(default_factory=list)
+    footprint: list[FootprintRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -101,6 +158,16 @@ class Report:
         if self.fanout:
             lines += [FANOUT_TITLE, "", FANOUT_HEADER, _separator(FANOUT_HEADER)]
             lines += [_fanout_line(row) for row in self.fanout]
+            lines.append("")
+        if self.pod_startup:
+            lines += [POD_STARTUP_TITLE, "", POD_STARTUP_HEADER, _separator(POD_STARTUP_HEADER)]
+            lines += [_pod_startup_line(row) for row in self.pod_startup]
+            lines += ["", POD_STAGES_TITLE, "", POD_STAGES_HEADER, _separator(POD_STAGES_HEADER)]
+            lines += [_pod_stages_line(row) for row in self.pod_startup]
+            lines.append("")
+        if self.footprint:
+            lines += [FOOTPRINT_TITLE, "", FOOTPRINT_HEADER, _separator(FOOTPRINT_HEADER)]
+            lines += [_footprint_line(row) for row in self.footprint]
             lines.append("")
         verdicts = target_verdicts(self)
         if verdicts:
@@ -153,6 +220,23 @@ def target_verdicts(report: Report) -> list[str]:
         verdicts.append(
             f"{row.store} fan-out to {row.watchers} watchers in {row.client_processes} client process(es)"
             f" at {row.rate_target:g} updates/s: p99 {p99:.1f} ms ({verdict}); {complete}")
+    for row in report.pod_startup:
+        if row.path != AGENT_PATH:
+            continue
+        p99 = row.latency.p99
+        verdicts.append(
+            f"pod startup through the agent, {row.pods} pods at {row.rate_target:g}/s: p99 {p99:,.0f} ms"
+            f" (target <= {POD_STARTUP_TARGET_MS:,.0f} ms: {_met(p99 <= POD_STARTUP_TARGET_MS)};"
+            f" Kubernetes' SLO {POD_STARTUP_SLO_MS:,.0f} ms: {_met(p99 <= POD_STARTUP_SLO_MS)}),"
+            f" {_ratio(row.ratio_p99)} the CRI calls' p99 (p50 {_ratio(row.ratio_p50)})")
+    for row in report.footprint:
+        if row.process != AGENT_PROCESS:
+            continue
+        verdicts.append(
+            f"agent footprint with {row.pods} pods ({row.runtime}): RSS {row.rss_mb_max:.1f} MB"
+            f" (target <= {FOOTPRINT_TARGET_MB:g} MB: {_met(row.rss_mb_max <= FOOTPRINT_TARGET_MB)}),"
+            f" CPU {row.cpu_percent:.1f}% of one core"
+            f" (target <= {FOOTPRINT_TARGET_CPU_PERCENT:g}%: {_met(row.cpu_percent <= FOOTPRINT_TARGET_CPU_PERCENT)})")
     if report.quick and verdicts:
         verdicts.insert(0, "quick mode: the sizes are too small for these verdicts to mean anything")
     return verdicts
@@ -204,4 +288,28 @@ def _fanout_line(row: FanoutRow) -> str:
              f"{row.delivered:,}", f"{row.missing:,}",
              str(row.duplicates), _ms(row.latency.p50), _ms(row.latency.p99), _ms(row.latency.max),
              _ratio(row.ratio), _cpu(row.cpu)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _pod_startup_line(row: PodStartupRow) -> str:
+    lat = row.latency
+    cells = [row.path, row.runtime, str(row.pods), f"{row.rate_achieved:.1f} ({row.rate_target:g})",
+             str(row.started), _ms(lat.p50), _ms(lat.p99), _ms(lat.max), _ratio(row.ratio_p50),
+             _ratio(row.ratio_p99), _cpu(row.cpu)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _pod_stages_line(row: PodStartupRow) -> str:
+    def both(stage: LatencySummary) -> str:
+        return f"{_ms(stage.p50)} / {_ms(stage.p99)}"
+
+    done = "Running seen by a watch" if row.path == AGENT_PATH else "StartContainer returned"
+    cells = [row.path, both(row.to_sandbox), both(row.sandbox_to_container), both(row.container_to_done), done]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _footprint_line(row: FootprintRow) -> str:
+    cells = [row.process, row.runtime, str(row.pods) if row.pods else "-", f"{row.seconds:g}",
+             f"{row.rss_mb_mean:.1f}", f"{row.rss_mb_max:.1f}", f"{row.peak_rss_mb:.1f}", _ratio(row.ratio),
+             f"{row.cpu_percent:.2f}", _cpu(row.cpu) or "-"]
     return "| " + " | ".join(cells) + " |"

@@ -41,8 +41,8 @@ from protos.cri.runtime.v1 import api_pb2 as cri
 from protos.cri.runtime.v1 import api_pb2_grpc as cri_grpc
 from tests.support.images import CACHE_ROOT
 
-__all__ = ["CNI_BIN_DIR", "Containerd", "NetworkSlot", "clean_up_after", "cri_stubs", "network_slot", "remove_all_sandboxes",
-           "running_containerd", "sandbox_netns_path"]
+__all__ = ["CNI_BIN_DIR", "Containerd", "NetworkSlot", "clean_up_after", "cri_stubs", "network_slot",
+           "remove_all_sandboxes", "running_containerd", "sandbox_netns_path"]
 
 T = TypeVar("T")
 

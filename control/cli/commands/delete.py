@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from google.protobuf.message import Message
 
 from control.api import errors, kinds, manifest
 from control.cli.connection import connect, namespace_of, server_of
+from control.cli.durations import parse_duration
 from control.cli.errors import CommandError, api_error_line, report
 from control.cli.manifest_files import prepare_object, read_manifest_files
 from control.cli.objects import kind_of, quoted_ref
@@ -35,8 +35,6 @@ CASCADE_POLICIES = {
     "orphan": "Orphan", "false": "Orphan",
     "foreground": "Foreground",
 }
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -46,21 +44,6 @@ class Doomed:
     kind: kinds.Kind
     name: str
     namespace: str
-
-
-def parse_duration(text: str) -> float:
-    """A Go duration ("30s", "1m30s", "500ms", "0") in seconds."""
-    if text in ("0", ""):
-        return 0.0
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position != len(text):
-        raise CommandError(f'error: invalid duration "{text}" (examples: 30s, 1m30s, 500ms)')
-    return total
 
 
 def grace_period(args: argparse.Namespace) -> int | None:

@@ -29,6 +29,7 @@ and its agent adopts them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import signal
 import socket
@@ -38,6 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Iterator
 
 import grpc
 
@@ -62,6 +64,34 @@ class _StopRequested(Exception):
     """Ctrl-C or SIGTERM while the cluster starts or runs."""
 
 
+class _StopSignals:
+    """SIGINT and SIGTERM raise _StopRequested, except while a child is being
+    started: then they wait until it is tracked (else it could be left running)."""
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._deferring = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._requested:
+            raise _StopRequested()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self._requested = True
+        if not self._deferring:
+            raise _StopRequested()
+
+
 @dataclass
 class _Child:
     name: str
@@ -72,13 +102,14 @@ class _Child:
 class _Cluster:
     """The children of one ``sampan up``, stopped in the reverse of their start order."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: _StopSignals) -> None:
         self.children: list[_Child] = []
+        self.signals = signals
         self._hurry = False
 
     def start(self, name: str, argv: list[str], *, log: Path) -> _Child:
         child = self.adopt(name, log=log)
-        with open(log, "ab") as out:
+        with open(log, "ab") as out, self.signals.deferred():
             child.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True)
         return child
@@ -119,13 +150,9 @@ def run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     sampan = [sys.executable, "-m", "control.cli.main"]
-    cluster = _Cluster()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        raise _StopRequested()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    signals = _StopSignals()
+    cluster = _Cluster(signals)
+    signals.install()
     try:
         control = cluster.start("control service", [
             *sampan, "control", "--store", f"sqlite:///{data_dir}/state.db", "--listen", args.listen,
@@ -138,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         cluster.start("agent", [
             *sampan, "agent", "--server", args.listen, "--node-name", args.node_name or socket.gethostname(),
             "--data-dir", str(data_dir / "agent"), *runtime_args, "--pod-cidr", args.pod_cidr,
-            "--metrics-listen", args.agent_metrics_listen], log=data_dir / "agent.log")
+            "--metrics-listen", args.agent_metrics_listen, "--listen", args.agent_listen],
+            log=data_dir / "agent.log")
         print(f"Sampan is up: control service at {args.listen}, this machine's agent running.")
         print(f"Client config written to {config}; logs: " + ", ".join(str(c.log) for c in cluster.children) + ".")
         print("Try: sampan get nodes    (Ctrl-C here stops the cluster; pods keep running)", flush=True)
@@ -181,11 +209,13 @@ def _start_private_containerd(args: argparse.Namespace, *, layout: ContainerdLay
                                network=PodNetwork(subnet=args.pod_cidr, bridge=args.pod_bridge))
     child = cluster.adopt("containerd", log=layout.log_path)
     try:
-        daemon.start()
+        with cluster.signals.deferred():  # a Ctrl-C waits for start() to return (at most its timeout)
+            try:
+                daemon.start()
+            finally:
+                child.process = daemon.process
     except (ContainerdError, OSError, ValueError) as err:
         raise CommandError(f"error: cannot start a private containerd: {err}") from None
-    finally:
-        child.process = daemon.process
     print(f"  private containerd ready (snapshotter {daemon.snapshotter}, pods on bridge {args.pod_bridge} "
           f"in {args.pod_cidr}); log: {layout.log_path}", flush=True)
 

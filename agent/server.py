@@ -1,0 +1,134 @@
+"""The agent's gRPC server: container logs and exec for the pods on this node.
+
+The control service relays ``sampan logs`` and ``sampan exec`` here
+(control/server/relay.py), as the Kubernetes API server proxies them to the
+kubelet; it finds this server at the node's InternalIP and the port the agent
+registers as ``status.daemonEndpoints.kubeletEndpoint.Port``. Each request
+names a pod: the servicer checks that the pod is bound to this node
+(agent.pod_containers.PodLookup), picks the container (control.api.containers),
+finds its attempt in the runtime, and hands over to the log reader
+(agent.logs) or to exec (agent.exec). Failures are API errors sent as the API
+sends them: the gRPC code, one line, and the reason in ``sampan-reason``.
+
+There is no authentication yet: whoever reaches the port can read every
+pod's logs and run commands in its containers. Bind ``--listen`` to an
+address only the control service can reach until TLS and authorization land.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import AsyncIterator
+
+import grpc
+
+from agent.exec import check_exec_start, exec_output
+from agent.logs import LogOptions, read_log
+from agent.pod_containers import PodLookup, container_attempts, current_attempt, previous_attempt
+from agent.runtime.base import RUNNING, ContainerRuntime, ContainerStatus, RuntimeError_
+from control.api import errors
+from control.api.containers import choose_container
+from protos.agent.v1 import agent_pb2, agent_pb2_grpc
+from protos.api.v1 import core_pb2
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = "0.0.0.0:10251"
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: errors.APIError) -> None:
+    context.set_trailing_metadata(((errors.REASON_METADATA_KEY, err.reason),))
+    await context.abort(err.code, err.message)
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    """sampan.agent.v1.Agent over a container runtime."""
+
+    def __init__(self, runtime: ContainerRuntime, pods: PodLookup) -> None:
+        self._runtime = runtime
+        self._pods = pods
+
+    async def Logs(self, request: agent_pb2.LogsRequest,
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[agent_pb2.LogChunk]:
+        try:
+            async for chunk in self._log_chunks(request):
+                yield agent_pb2.LogChunk(data=chunk)
+        except errors.APIError as err:
+            await _abort(context, err)
+        except Exception:
+            log.exception("logs of %s/%s failed", request.namespace, request.pod)
+            await _abort(context, errors.InternalError("internal error while reading logs; see the agent's log"))
+
+    async def Exec(self, request_iterator: AsyncIterator[agent_pb2.ExecInput],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[agent_pb2.ExecOutput]:
+        try:
+            first = await anext(aiter(request_iterator), None)
+            if first is None or first.WhichOneof("input") != "start":
+                raise errors.BadRequestError("the first exec message must be start (namespace, pod, command)")
+            async for output in self._exec(first.start):
+                yield output
+        except errors.APIError as err:
+            await _abort(context, err)
+        except Exception:
+            log.exception("exec failed")
+            await _abort(context, errors.InternalError("internal error while running exec; see the agent's log"))
+
+    async def _attempts(self, namespace: str, pod_name: str,
+                        container: str) -> tuple[core_pb2.Pod, str, list[ContainerStatus]]:
+        pod = await self._pods.bound_pod(namespace, pod_name)
+        container = choose_container(pod, container)
+        return pod, container, await container_attempts(self._runtime, pod, container)
+
+    async def _log_chunks(self, request: agent_pb2.LogsRequest) -> AsyncIterator[bytes]:
+        pod, container, attempts = await self._attempts(request.namespace, request.pod, request.container)
+        pick = previous_attempt if request.previous else current_attempt
+        target = pick(pod, container, attempts)
+        options = LogOptions(
+            follow=request.follow,
+            tail_lines=request.tail_lines if request.HasField("tail_lines") else None,
+            since=time.time() - request.since_seconds if request.HasField("since_seconds") else None,
+            timestamps=request.timestamps)
+
+        async def still_running() -> bool:
+            try:
+                return (await self._runtime.container_status(target.id)).state == RUNNING
+            except RuntimeError_:
+                return False  # removed
+
+        async for chunk in read_log(target.log_path, options, still_running=still_running):
+            yield chunk
+
+    async def _exec(self, start: agent_pb2.ExecStart) -> AsyncIterator[agent_pb2.ExecOutput]:
+        check_exec_start(start)
+        pod, container, attempts = await self._attempts(start.namespace, start.pod, start.container)
+        target = current_attempt(pod, container, attempts)
+        if target.state != RUNNING:
+            raise errors.BadRequestError(f'container "{container}" in pod "{pod.metadata.name}" is not running')
+        async for output in exec_output(self._runtime, target.id, tuple(start.command)):
+            yield output
+
+
+class AgentServer:
+    """The agent's gRPC server on ``listen`` (HOST:PORT; port 0 picks one)."""
+
+    def __init__(self, servicer: AgentServicer, *, listen: str = DEFAULT_LISTEN) -> None:
+        # No SO_REUSEPORT: a second agent on the same port must fail, not share it.
+        self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        agent_pb2_grpc.add_AgentServicer_to_server(servicer, self._server)
+        self.listen = listen
+        self.port = 0
+
+    async def start(self) -> int:
+        """Start serving; returns the port. OSError if the address cannot be bound."""
+        try:
+            self.port = self._server.add_insecure_port(self.listen)
+        except RuntimeError as err:  # grpc's word for a taken or bad address
+            raise OSError(f"agent API --listen {self.listen}: {err}") from None
+        await self._server.start()
+        log.info("agent API listening on %s (port %d)", self.listen, self.port)
+        return self.port
+
+    async def stop(self, grace: float = 1.0) -> None:
+        """Stop serving; open streams (followed logs) are cancelled after grace seconds."""
+        await self._server.stop(grace)
