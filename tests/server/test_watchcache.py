@@ -95,7 +95,11 @@ async def test_a_watcher_that_stops_reading_is_cut_off_with_expired(resources, m
     await resources.create(make_configmap("first", {}))
     await asyncio.wait_for(first, 5)
     for i in range(10):
-        await resources.create(make_configmap(f"cm-{i}", {}))
-    await asyncio.sleep(0.1)
+        last = await resources.create(make_configmap(f"cm-{i}", {}))
+    cache = resources.watch_cache.of(CONFIGMAP)
+    for _ in range(500):  # until the cache has handed out every change
+        if cache.revision >= int(last.metadata.resource_version):
+            break
+        await asyncio.sleep(0.01)
     with pytest.raises(errors.ExpiredError, match="fell behind"):
         await asyncio.wait_for(take(slow, 20), 5)
