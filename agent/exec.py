@@ -1,24 +1,29 @@
 """Running a command in a container for ``sampan exec``.
 
-Commands run through the runtime's ``exec_sync`` (CRI's ExecSync), the one
-exec every runtime offers: the command runs to its end (or ``EXEC_TIMEOUT``)
-and its output comes back whole, then goes out as stdout chunks, stderr
-chunks and the exit code. So the output of a long command arrives when it
-ends, not as it is written, and stdout and stderr are not interleaved.
+Two paths, chosen by what the user asked for and what the runtime offers:
 
-stdin and tty are refused (UNIMPLEMENTED, reason MethodNotAllowed): CRI's
-ExecSync has no input, and its streaming Exec answers with the URL of the
-runtime's own streaming server (SPDY or WebSocket), which the agent does not
-speak yet. Faking stdin (writing it to a file and wrapping the command in a
-shell) would change the command the user gave and need a shell and a shared
-path in every image, so it is not done.
+- Without stdin and tty, the command runs through the runtime's
+  ``exec_sync`` (CRI's ExecSync), the one exec every runtime offers: it runs
+  to its end (or ``EXEC_TIMEOUT``) and its output comes back whole, then goes
+  out as stdout chunks, stderr chunks and the exit code.
+- With stdin (``-i``) or a tty (``-t``), the runtime must have the optional
+  ``StreamingExec`` capability (agent.runtime.base); else the request is
+  refused (UNIMPLEMENTED, reason MethodNotAllowed). The ExecInput stdin
+  chunks after the start message go to the command as they come, and the
+  client half-closing its stream is EOF (with a tty: the terminal's EOF,
+  Ctrl-D); an empty chunk carries nothing. Output goes back as the command
+  writes it, then the exit code. There is no timeout: an interactive command
+  runs until it exits or the client goes away (the stream is cancelled), which
+  kills it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import AsyncIterator
 
-from agent.runtime.base import ContainerRuntime, RuntimeError_
+from agent.runtime.base import STDERR, ContainerRuntime, ExecSession, RuntimeError_, StreamingExec
 from control.api import errors
 from protos.agent.v1 import agent_pb2
 
@@ -28,16 +33,23 @@ EXEC_TIMEOUT = 3600.0
 # Output goes out in chunks well below gRPC's 4 MiB message limit.
 OUTPUT_CHUNK_BYTES = 1024 * 1024
 
+log = logging.getLogger(__name__)
 
-def check_exec_start(start: agent_pb2.ExecStart) -> None:
-    """Refuse what this agent cannot run: stdin, a tty, or no command at all."""
-    if start.stdin or start.tty:
+
+def check_exec_start(start: agent_pb2.ExecStart, runtime: ContainerRuntime) -> None:
+    """Refuse what this agent cannot run: no command at all, or stdin or a
+    tty on a runtime without streaming exec."""
+    if (start.stdin or start.tty) and not isinstance(runtime, StreamingExec):
         wanted = " and ".join(name for name, on in (("stdin", start.stdin), ("a tty", start.tty)) if on)
         raise errors.MethodNotAllowedError(
-            f"exec with {wanted} is not supported: the agent runs commands through the runtime's "
-            "ExecSync, which has no input stream; run the command without -i and -t")
+            f"exec with {wanted} is not supported by this node's container runtime: it has only ExecSync, "
+            "which has no input stream; run the command without -i and -t")
     if not start.command:
         raise errors.BadRequestError("you must specify at least one command for the container")
+
+
+def wants_stream(start: agent_pb2.ExecStart) -> bool:
+    return start.stdin or start.tty
 
 
 async def exec_output(
@@ -53,3 +65,41 @@ async def exec_output(
     for start in range(0, len(result.stderr), OUTPUT_CHUNK_BYTES):
         yield agent_pb2.ExecOutput(stderr=result.stderr[start:start + OUTPUT_CHUNK_BYTES])
     yield agent_pb2.ExecOutput(exit_code=result.exit_code)
+
+
+async def exec_stream_output(
+    runtime: StreamingExec, container_id: str, start: agent_pb2.ExecStart,
+    inputs: AsyncIterator[agent_pb2.ExecInput],
+) -> AsyncIterator[agent_pb2.ExecOutput]:
+    """Run command with streamed stdin (the stdin messages of inputs) and
+    output, then its exit code; the command is killed if we are cancelled."""
+    try:
+        session = await runtime.exec_stream(container_id, tuple(start.command), stdin=start.stdin, tty=start.tty)
+    except RuntimeError_ as err:
+        raise errors.InternalError(f"error executing command in container: {err}") from None
+    feeding = asyncio.create_task(_feed_stdin(session, inputs, stdin=start.stdin))
+    try:
+        async for stream, data in session.output():
+            yield agent_pb2.ExecOutput(stderr=data) if stream == STDERR else agent_pb2.ExecOutput(stdout=data)
+        try:
+            exit_code = await session.wait()
+        except RuntimeError_ as err:
+            raise errors.InternalError(f"error executing command in container: {err}") from None
+        yield agent_pb2.ExecOutput(exit_code=exit_code)
+    finally:
+        feeding.cancel()
+        await session.close()
+
+
+async def _feed_stdin(session: ExecSession, inputs: AsyncIterator[agent_pb2.ExecInput], *, stdin: bool) -> None:
+    """Pass stdin chunks on; the end of inputs (the client's half-close) is EOF."""
+    try:
+        async for message in inputs:
+            if stdin and message.WhichOneof("input") == "stdin" and message.stdin:
+                await session.write_stdin(message.stdin)
+        if stdin:
+            await session.close_stdin()
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the client went away or the command is gone: the output side ends the exec
+        log.debug("exec stdin ended early", exc_info=True)

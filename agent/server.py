@@ -7,7 +7,8 @@ registers as ``status.daemonEndpoints.kubeletEndpoint.Port``. Each request
 names a pod: the servicer checks that the pod is bound to this node
 (agent.pod_containers.PodLookup), picks the container (control.api.containers),
 finds its attempt in the runtime, and hands over to the log reader
-(agent.logs) or to exec (agent.exec). Failures are API errors sent as the API
+(agent.logs) or to exec (agent.exec). ImportImage names no pod: it spools an
+image archive and hands it to the node's image store (agent.image_import). Failures are API errors sent as the API
 sends them: the gRPC code, one line, and the reason in ``sampan-reason``.
 
 There is no authentication yet: whoever reaches the port can read every
@@ -18,16 +19,20 @@ address only the control service can reach until TLS and authorization land.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 from typing import AsyncIterator
 
 import grpc
 
-from agent.exec import check_exec_start, exec_output
+from agent.exec import check_exec_start, exec_output, exec_stream_output, wants_stream
+from agent.image_import import ImageStore, NoImageStore, check_archive_header, receive_archive
 from agent.logs import LogOptions, read_log
 from agent.pod_containers import PodLookup, container_attempts, current_attempt, previous_attempt
-from agent.runtime.base import RUNNING, ContainerRuntime, ContainerStatus, RuntimeError_
+from agent.runtime.base import RUNNING, ContainerRuntime, ContainerStatus, RuntimeError_, StreamingExec
 from control.api import errors
+from control.api.image_archives import archive_from_metadata
 from control.api.containers import choose_container
 from protos.agent.v1 import agent_pb2, agent_pb2_grpc
 from protos.api.v1 import core_pb2
@@ -45,9 +50,15 @@ async def _abort(context: grpc.aio.ServicerContext, err: errors.APIError) -> Non
 class AgentServicer(agent_pb2_grpc.AgentServicer):
     """sampan.agent.v1.Agent over a container runtime."""
 
-    def __init__(self, runtime: ContainerRuntime, pods: PodLookup) -> None:
+    def __init__(self, runtime: ContainerRuntime, pods: PodLookup, *,
+                 images: ImageStore | None = None, spool_dir: Path | None = None) -> None:
+        """images: where ImportImage puts archives (default: none, as on the
+        process runtime); spool_dir: where they wait meanwhile (default: the
+        system's temporary directory)."""
         self._runtime = runtime
         self._pods = pods
+        self._images = images if images is not None else NoImageStore("this node")
+        self._spool_dir = spool_dir or Path(tempfile.gettempdir()) / "sampan-image-imports"
 
     async def Logs(self, request: agent_pb2.LogsRequest,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[agent_pb2.LogChunk]:
@@ -66,13 +77,43 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             first = await anext(aiter(request_iterator), None)
             if first is None or first.WhichOneof("input") != "start":
                 raise errors.BadRequestError("the first exec message must be start (namespace, pod, command)")
-            async for output in self._exec(first.start):
+            async for output in self._exec(first.start, request_iterator):
                 yield output
         except errors.APIError as err:
             await _abort(context, err)
         except Exception:
             log.exception("exec failed")
             await _abort(context, errors.InternalError("internal error while running exec; see the agent's log"))
+
+    async def ImportImage(self, request_iterator: AsyncIterator[agent_pb2.ImageChunk],
+                          context: grpc.aio.ServicerContext) -> agent_pb2.ImportImageResult:
+        try:
+            return await self._import_image(aiter(request_iterator), context)
+        except errors.APIError as err:
+            await _abort(context, err)
+        except Exception:
+            log.exception("image import failed")
+            await _abort(context, errors.InternalError("internal error while importing an image; see the agent's log"))
+        raise AssertionError("unreachable")  # abort() raises
+
+    async def _import_image(self, chunks: AsyncIterator[agent_pb2.ImageChunk],
+                            context: grpc.aio.ServicerContext) -> agent_pb2.ImportImageResult:
+        archive = archive_from_metadata(context.invocation_metadata())
+        self._images.check_available()
+        check_archive_header(archive)
+        await context.send_initial_metadata(())  # the archive is welcome: send it
+
+        async def data() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                yield chunk.data
+
+        path = await receive_archive(archive, data(), directory=self._spool_dir)
+        try:
+            images = await self._images.import_archive(path)
+        finally:
+            path.unlink(missing_ok=True)
+        log.info("imported %s from %s", ", ".join(images) or "no images", archive.name)
+        return agent_pb2.ImportImageResult(images=images)
 
     async def _attempts(self, namespace: str, pod_name: str,
                         container: str) -> tuple[core_pb2.Pod, str, list[ContainerStatus]]:
@@ -99,13 +140,19 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         async for chunk in read_log(target.log_path, options, still_running=still_running):
             yield chunk
 
-    async def _exec(self, start: agent_pb2.ExecStart) -> AsyncIterator[agent_pb2.ExecOutput]:
-        check_exec_start(start)
+    async def _exec(self, start: agent_pb2.ExecStart,
+                    inputs: AsyncIterator[agent_pb2.ExecInput]) -> AsyncIterator[agent_pb2.ExecOutput]:
+        check_exec_start(start, self._runtime)
         pod, container, attempts = await self._attempts(start.namespace, start.pod, start.container)
         target = current_attempt(pod, container, attempts)
         if target.state != RUNNING:
             raise errors.BadRequestError(f'container "{container}" in pod "{pod.metadata.name}" is not running')
-        async for output in exec_output(self._runtime, target.id, tuple(start.command)):
+        if wants_stream(start):
+            assert isinstance(self._runtime, StreamingExec)  # check_exec_start refused it otherwise
+            outputs = exec_stream_output(self._runtime, target.id, start, inputs)
+        else:
+            outputs = exec_output(self._runtime, target.id, tuple(start.command))
+        async for output in outputs:
             yield output
 
 

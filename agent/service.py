@@ -16,13 +16,16 @@ import asyncio
 import logging
 import os
 import signal
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 from prometheus_client import start_http_server
 
 from agent.metrics import AgentMetrics, InstrumentedRuntime, sample_container_stats
 from agent.node import MachineFacts, NodeIdentity, NodeLease, NodeStatusReporter, register_node
+from agent.image_import import image_store_for
 from agent.pod_containers import APIPodLookup
 from agent.runtime.base import ContainerRuntime
 from agent.server import DEFAULT_LISTEN, AgentServer, AgentServicer
@@ -96,8 +99,11 @@ class Agent:
         info = await runtime.info()
         self._runtime = InstrumentedRuntime(runtime, self.metrics)
         self._api = Client.connect(config.server)
-        self._server = AgentServer(AgentServicer(self._runtime, APIPodLookup(self._api, config.node_name)),
-                                   listen=config.listen)
+        servicer = AgentServicer(
+            self._runtime, APIPodLookup(self._api, config.node_name),
+            images=image_store_for(runtime, node_name=config.node_name),
+            spool_dir=Path(config.data_dir, "image-imports"))
+        self._server = AgentServer(servicer, listen=config.listen)
         agent_port = await self._server.start()
         identity = NodeIdentity(
             name=config.node_name, labels=dict(config.node_labels), pod_cidr=config.pod_cidr,
@@ -111,7 +117,8 @@ class Agent:
             api=self._api, runtime=self._runtime, node_name=config.node_name, data_dir=config.data_dir,
             host_ip=facts.internal_ip,
             backoff=RestartBackoff(initial=config.backoff_initial, maximum=config.backoff_max,
-                                   reset_after=config.backoff_reset))
+                                   reset_after=config.backoff_reset),
+            on_pod_started=self._observe_pod_start)
         await pods.recover()
         if config.metrics_listen:
             host, _, port = config.metrics_listen.rpartition(":")
@@ -125,6 +132,14 @@ class Agent:
             asyncio.create_task(sample_container_stats(self._runtime, self.metrics)),
         ]
         log.info("agent for node %s started (data in %s)", config.node_name, config.data_dir)
+
+    def _observe_pod_start(self, pod) -> None:
+        """kubelet_pod_start_duration_seconds: creation to first reported Running."""
+        try:
+            created = datetime.fromisoformat(pod.metadata.creation_timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            return
+        self.metrics.pod_start_duration.observe(max(0.0, (datetime.now(timezone.utc) - created).total_seconds()))
 
     async def _register(self, identity: NodeIdentity, facts: MachineFacts) -> None:
         """Register, retrying while the control service is unreachable."""

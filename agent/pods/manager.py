@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from agent.pods import runtime_specs
 from agent.pods.backoff import BackoffTracker, RestartBackoff
@@ -76,7 +77,9 @@ class PodManager:
     def __init__(
         self, *, api: Client, runtime: ContainerRuntime, node_name: str, data_dir: str, host_ip: str,
         backoff: RestartBackoff | None = None, resync_seconds: float = 10.0, relist_seconds: float = 1.0,
+        on_pod_started: Callable[[core_pb2.Pod], None] | None = None,
     ) -> None:
+        """on_pod_started is called once per pod when it is first reported Running."""
         self._api = api
         self._runtime = runtime
         self.node_name = node_name
@@ -93,7 +96,7 @@ class PodManager:
         self.events = EventRecorder(api, node_name=node_name)
         self.relister = PodRelister(runtime, interval=relist_seconds,
                                     emit=lambda event: self._inbox.put_nowait(("lifecycle", event.pod_uid)))
-        self.statuses = StatusManager(api, pod_of=self.pods.get)
+        self.statuses = StatusManager(api, pod_of=self.pods.get, on_started=on_pod_started)
         self.probes = ProbeManager(runtime, on_change=lambda uid: self._inbox.put_nowait(("probe", uid)),
                                    recorder=self.events)
         self.volumes = VolumeManager(data_dir, self.configs)

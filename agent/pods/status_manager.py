@@ -30,9 +30,15 @@ _MAX_CONFLICTS = 5
 
 
 class StatusManager:
-    def __init__(self, api: Client, *, pod_of: Callable[[str], core_pb2.Pod | None]) -> None:
+    def __init__(
+        self, api: Client, *, pod_of: Callable[[str], core_pb2.Pod | None],
+        on_started: Callable[[core_pb2.Pod], None] | None = None,
+    ) -> None:
         self._api = api
         self._pod_of = pod_of
+        # Called once per pod, when a status saying Running is first written.
+        self._on_started = on_started
+        self._started: set[str] = set()
         self._latest: dict[str, core_pb2.PodStatus] = {}
         self._written: dict[str, core_pb2.PodStatus] = {}
         self._versions: dict[str, int] = {}  # the resourceVersion of the agent's own last write
@@ -55,6 +61,7 @@ class StatusManager:
         for table in (self._latest, self._written, self._versions):
             table.pop(uid, None)
         self._dirty.discard(uid)
+        self._started.discard(uid)
 
     def pending(self) -> bool:
         """Whether some status is still to be written (or being written)."""
@@ -115,6 +122,10 @@ class StatusManager:
                 update.metadata.resource_version = current.metadata.resource_version
                 continue
             self._written[uid] = status
+            if status.phase == "Running" and uid not in self._started:
+                self._started.add(uid)
+                if self._on_started is not None:
+                    self._on_started(pod)
             version = written.metadata.resource_version
             if version.isdigit():
                 self._versions[uid] = int(version)

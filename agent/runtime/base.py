@@ -28,12 +28,18 @@ Contract, for every runtime:
   cannot be had, ``ContainerCreateError`` when a container cannot be created
   or started (bad command, missing binary).
 - All methods are coroutines safe to call concurrently from one event loop.
+
+Optional capabilities are separate small protocols (Nomad's driver
+capabilities): a runtime has one when it has its methods, and callers check
+with ``isinstance`` before using it. ``StreamingExec`` runs a command with
+its stdin and output streamed (``sampan exec -i -t``); without it, only
+``exec_sync`` is there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import AsyncIterator, Mapping, Protocol, runtime_checkable
 
 # Labels every runtime object carries, so the agent can recover its state.
 LABEL_POD_UID = "io.sampan.pod.uid"
@@ -180,6 +186,51 @@ class ImagePullError(RuntimeError_):
 
 class ContainerCreateError(RuntimeError_):
     """The container cannot be created or started (bad command, bad config)."""
+
+
+# ExecSession.output stream names.
+STDOUT = "stdout"
+STDERR = "stderr"
+
+
+class ExecSession(Protocol):
+    """One command started by ``StreamingExec.exec_stream``, with its streams.
+
+    Contract: ``output`` yields (STDOUT or STDERR, data) as the command writes
+    them (with a tty everything is STDOUT) and ends when the command's output
+    ends; ``wait`` then returns the exit code (128 + N for a death by signal N)
+    or raises ``RuntimeError_`` when the runtime cannot know it. Writing stdin
+    to a command that no longer reads it is not an error (the data is lost).
+    ``close`` ends the session at any point, killing the command if it still
+    runs; it is idempotent and must be called once the caller is done.
+    """
+
+    async def write_stdin(self, data: bytes) -> None: ...
+
+    async def close_stdin(self) -> None:
+        """End of input. With a tty this is the terminal's EOF character
+        (Ctrl-D), which ends a line-reading command as at a terminal."""
+
+    def output(self) -> AsyncIterator[tuple[str, bytes]]: ...
+
+    async def wait(self) -> int: ...
+
+    async def resize(self, *, width: int, height: int) -> None:
+        """Set the terminal's size (columns, rows); nothing without a tty."""
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingExec(Protocol):
+    """Optional: run a command in a container with streamed stdin and output."""
+
+    async def exec_stream(self, container_id: str, command: tuple[str, ...], *,
+                          stdin: bool, tty: bool) -> ExecSession:
+        """Start command in the running container; with stdin its input is a
+        pipe (else empty), with tty its stdin, stdout and stderr are one
+        terminal. Raises ``RuntimeError_`` when it cannot start (container
+        not running, command not found)."""
 
 
 class ContainerRuntime(Protocol):

@@ -30,6 +30,10 @@ How the contract maps onto the CRI, and where containerd decides:
   (``docker.io/library/busybox:1.36`` for ``busybox:1.36``). So that every
   runtime reports the image as the spec named it, the requested name travels
   in a private annotation, removed again from the annotations we return.
+- ``exec_stream`` (``StreamingExec``) is CRI's ``Exec``: a URL on the
+  runtime's streaming server, spoken to over WebSocket
+  (agent.runtime.cri_exec; without a tty, ending stdin ends the connection
+  on containerd 1.6).
 """
 
 from __future__ import annotations
@@ -51,12 +55,14 @@ from agent.runtime.base import (
     ContainerStats,
     ContainerStatus,
     ExecResult,
+    ExecSession,
     ImagePullError,
     RuntimeError_,
     RuntimeInfo,
     SandboxSpec,
     SandboxStatus,
 )
+from agent.runtime.cri_exec import WebSocketExecSession
 from protos.cri.runtime.v1 import api_pb2 as cri
 from protos.cri.runtime.v1 import api_pb2_grpc as cri_grpc
 
@@ -307,6 +313,14 @@ class CRIRuntime:
             cri.ExecSyncRequest(container_id=container_id, cmd=list(command), timeout=seconds),
             timeout=seconds + self._call_timeout))
         return ExecResult(exit_code=response.exit_code, stdout=response.stdout, stderr=response.stderr)
+
+    async def exec_stream(self, container_id: str, command: tuple[str, ...], *,
+                          stdin: bool, tty: bool) -> ExecSession:
+        # With a tty, stderr is the terminal too: the CRI forbids asking for it.
+        response = await _call(f"exec {list(command)} in container {container_id}", self._runtime.Exec(
+            cri.ExecRequest(container_id=container_id, cmd=list(command), tty=tty, stdin=stdin, stdout=True,
+                            stderr=not tty), timeout=self._call_timeout))
+        return await WebSocketExecSession.connect(response.url, tty=tty)
 
     async def container_stats(self) -> list[ContainerStats]:
         response = await _call("list container stats", self._runtime.ListContainerStats(

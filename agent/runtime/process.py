@@ -44,6 +44,8 @@ What a process cannot do, by design (``RuntimeInfo.isolated`` is False):
   env and working directory; it does not die with the container. A timeout
   (``timeout <= 0`` means none) kills it and raises ``RuntimeError_``, as
   CRI's ExecSync fails with an error. Cancelling the call kills it too.
+- ``exec_stream`` (``StreamingExec``) starts the command the same way, with
+  a stdin pipe or a pseudo-terminal (agent.runtime.process_exec).
 - The agent's service manager must leave the shims alone when the agent
   stops (systemd: ``KillMode=process``), as containerd's unit does.
 """
@@ -73,12 +75,14 @@ from agent.runtime.base import (
     ContainerStats,
     ContainerStatus,
     ExecResult,
+    ExecSession,
     ImagePullError,
     RuntimeError_,
     RuntimeInfo,
     SandboxSpec,
     SandboxStatus,
 )
+from agent.runtime.process_exec import PipeExecSession, PtyExecSession, exit_code_of
 from agent.runtime.process_shim import (
     KILL_REQUEST_SIGNAL,
     STATE_VERSION,
@@ -391,17 +395,30 @@ class ProcessRuntime:
     async def container_status(self, container_id: str) -> ContainerStatus:
         return _container_status(*self._observe(container_id))
 
-    async def exec_sync(self, container_id: str, command: tuple[str, ...], *, timeout: float) -> ExecResult:
+    def _exec_target(self, container_id: str, command: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+        """The running container's config and the command's executable; RuntimeError_ if it cannot run."""
         config, state = self._observe(container_id)
         if state["state"] != RUNNING:
             raise RuntimeError_(f"container {container_id} is {state['state']}: cannot exec in it")
         if not command:
             raise RuntimeError_(f"exec in container {container_id}: empty command")
         try:
-            executable = find_executable(command[0], search_path=config["env"].get("PATH", DEFAULT_PATH),
-                                         working_dir=config["working_dir"])
+            return config, find_executable(command[0], search_path=config["env"].get("PATH", DEFAULT_PATH),
+                                           working_dir=config["working_dir"])
         except LookupError as error:
             raise RuntimeError_(f"exec in container {container_id}: {error}") from None
+
+    async def exec_stream(self, container_id: str, command: tuple[str, ...], *,
+                          stdin: bool, tty: bool) -> ExecSession:
+        config, executable = self._exec_target(container_id, command)
+        if tty:
+            return await PtyExecSession.start(command, executable=executable, env=config["env"],
+                                              cwd=config["working_dir"])
+        return await PipeExecSession.start(command, executable=executable, env=config["env"],
+                                           cwd=config["working_dir"], stdin=stdin)
+
+    async def exec_sync(self, container_id: str, command: tuple[str, ...], *, timeout: float) -> ExecResult:
+        config, executable = self._exec_target(container_id, command)
         process = await asyncio.create_subprocess_exec(
             *command, executable=executable, env=config["env"], cwd=config["working_dir"],
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -424,8 +441,7 @@ class ProcessRuntime:
                 pass
             raise
         assert process.returncode is not None
-        exit_code = process.returncode if process.returncode >= 0 else 128 - process.returncode
-        return ExecResult(exit_code=exit_code, stdout=stdout, stderr=stderr)
+        return ExecResult(exit_code=exit_code_of(process.returncode), stdout=stdout, stderr=stderr)
 
     async def container_stats(self) -> list[ContainerStats]:
         running = [(config, state) for config, state in self._container_records() if state["state"] == RUNNING]

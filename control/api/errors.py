@@ -91,7 +91,8 @@ class PreconditionError(APIError):
 
 class MethodNotAllowedError(APIError):
     """The server does not support what the request asks for (exec with stdin
-    today): Kubernetes' MethodNotAllowed, gRPC's UNIMPLEMENTED."""
+    on a runtime without streaming exec): Kubernetes' MethodNotAllowed, gRPC's
+    UNIMPLEMENTED."""
 
     code = grpc.StatusCode.UNIMPLEMENTED
     reason = "MethodNotAllowed"

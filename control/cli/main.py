@@ -87,6 +87,7 @@ def build_parser() -> CommandLineParser:
     _define_delete(command("delete", module="delete", help="Delete resources by names, files or label selectors."))
     _define_logs(command("logs", module="logs", help="Print the logs for a container in a pod."))
     _define_exec(command("exec", module="exec", help="Execute a command in a container."))
+    _define_image(command("image", module="image", help="Manage the images in the nodes' image stores."), common)
     _define_api_resources(command("api-resources", module="api_resources",
                                   help="Print the supported API resources on the server."))
     _define_version(command("version", module="version", help="Print the client and server version."))
@@ -215,6 +216,16 @@ def _define_exec(sub: argparse.ArgumentParser) -> None:
                      help="allocate a terminal (node agents do not support it yet)")
     sub.set_defaults(command_argv=[])
     sub.usage = f"{PROG} exec POD [-c CONTAINER] [-n NAMESPACE] [-i] [-t] -- COMMAND [ARGS...]"
+
+
+def _define_image(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=CommandLineParser)
+    verbs.required = True
+    load = verbs.add_parser("import", parents=[common],
+                            help="Load an image archive (OCI layout or docker save tar) into nodes' containerd.")
+    load.add_argument("archive", metavar="FILE.tar", help="the image archive")
+    load.add_argument("--node", default="", metavar="NAME",
+                      help="the node to import into (default: every Ready node, one after another)")
 
 
 def parse_command_line(parser: CommandLineParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

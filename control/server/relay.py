@@ -1,4 +1,4 @@
-"""Logs and Exec on the API service: relayed to the agent of the pod's node.
+"""Logs, Exec and ImportImage on the API service: relayed to a node's agent.
 
 As the Kubernetes API server proxies ``pods/log`` and ``pods/exec`` to the
 kubelet, the API service looks up the pod, then its node, dials the agent at
@@ -13,6 +13,13 @@ is decoded (to find the pod and fill in the container); log chunks, stdin
 and exec output go through undecoded. Cancelling the client's call cancels
 the agent's. One channel per agent address stays open for later requests.
 
+ImportImage names its node in the archive's description in the call's
+metadata (control.api.image_archives); the chunks go on to that node's agent
+undecoded, each held to the API's 3 MiB request limit, and the agent's
+result comes back with the node filled in. Data flows only after the agent
+has accepted the archive (its response headers, which the relay then sends
+on), so a refusal reaches the client before it has written anything.
+
 Errors: a missing pod or node is NotFound; a pod not bound to a node, or a
 container that cannot be chosen, is BadRequest; an agent that cannot be
 reached (or a node that says nowhere to reach it) is UNAVAILABLE with reason
@@ -22,6 +29,7 @@ message and ``sampan-reason``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -30,9 +38,10 @@ import grpc
 
 from control.api import errors, kinds
 from control.api.containers import choose_container
+from control.api.image_archives import archive_from_metadata, archive_metadata
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService
-from control.server.servicer import abort_with_error, parse_request
+from control.server.servicer import MAX_REQUEST_BYTES, abort_with_error, parse_request
 from protos.agent.v1 import agent_pb2
 from protos.api.v1 import core_pb2
 
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 
 LOGS_METHOD = "/sampan.agent.v1.Agent/Logs"
 EXEC_METHOD = "/sampan.agent.v1.Agent/Exec"
+IMPORT_IMAGE_METHOD = "/sampan.agent.v1.Agent/ImportImage"
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,14 @@ class StreamRelay:
         assert isinstance(node, core_pb2.Node)
         return AgentTarget(node=node.metadata.name, address=agent_address(node), container=container)
 
+    async def node_target(self, node_name: str) -> AgentTarget:
+        """The agent a request for a node (not a pod) goes to."""
+        if not node_name:
+            raise errors.BadRequestError("the node to import into must be named (archive.node)")
+        node = await self._resources.get(kinds.resolve("Node"), namespace="", name=node_name)
+        assert isinstance(node, core_pb2.Node)
+        return AgentTarget(node=node.metadata.name, address=agent_address(node), container="")
+
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
@@ -135,6 +153,39 @@ class StreamRelay:
         async for output in self._serving("exec", relay(), context):
             yield output
 
+    async def import_image(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+        async def relay() -> AsyncIterator[bytes]:
+            archive = archive_from_metadata(context.invocation_metadata())
+            target = await self.node_target(archive.node)
+            # Chunks are read here, in the handler's task, and written to the
+            # agent only once it has accepted the archive (its headers).
+            call = self._channel(target.address).stream_unary(IMPORT_IMAGE_METHOD)(
+                metadata=archive_metadata(archive))
+            try:
+                await call.initial_metadata()
+                if not call.done():
+                    await context.send_initial_metadata(())
+                    try:
+                        async for raw in requests:
+                            if len(raw) > MAX_REQUEST_BYTES:
+                                raise errors.RequestTooLargeError(
+                                    f"image chunk is {len(raw)} bytes; the limit is {MAX_REQUEST_BYTES} bytes (3 MiB)")
+                            await call.write(raw)
+                        await call.done_writing()
+                    except asyncio.InvalidStateError:
+                        pass  # the agent has answered already; its status says how
+                result = agent_pb2.ImportImageResult.FromString(await call)
+            except grpc.aio.AioRpcError as err:
+                raise _agent_error(err, target) from None
+            finally:
+                call.cancel()
+            result.node = target.node
+            yield result.SerializeToString()
+
+        # One answer, or _serving aborts; draining it lets it count the request.
+        answers = [answer async for answer in self._serving("import", relay(), context, kind="Node")]
+        return answers[0]
+
     @staticmethod
     async def _relayed(call, target: AgentTarget) -> AsyncIterator[bytes]:
         try:
@@ -146,7 +197,7 @@ class StreamRelay:
             call.cancel()
 
     async def _serving(self, verb: str, stream: AsyncIterator[bytes],
-                       context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+                       context: grpc.aio.ServicerContext, *, kind: str = "Pod") -> AsyncIterator[bytes]:
         """Relay stream to the client, answering errors as the API does and counting the request."""
         code = grpc.StatusCode.OK
         try:
@@ -161,7 +212,7 @@ class StreamRelay:
             await abort_with_error(context, errors.InternalError(
                 f"internal error while serving {verb}; see the control service's log"))
         finally:
-            self._metrics.requests.labels("Pod", verb, code.name).inc()
+            self._metrics.requests.labels(kind, verb, code.name).inc()
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -5,8 +5,8 @@ truncated request becomes a clear INVALID_ARGUMENT answer instead of a
 transport error, and so the 3 MiB request limit is checked with a message that
 says what happened. Every APIError becomes a gRPC status with the
 ``sampan-reason`` trailing metadata; anything else is logged and answered
-INTERNAL without taking the service down. Logs and Exec are relayed to the
-pod's node agent by control.server.relay, registered here with the rest.
+INTERNAL without taking the service down. Logs, Exec and ImportImage are
+relayed to a node's agent by control.server.relay, registered here with the rest.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ def _streaming(
 
 
 def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: StreamRelay) -> None:
-    """Register the API service's handlers on server; Logs and Exec are relay's."""
+    """Register the API service's handlers on server; Logs, Exec and ImportImage are relay's."""
     m = servicer.metrics
     unary = {
         "Create": ("create", api_pb2.CreateRequest, servicer.create),
@@ -237,4 +237,5 @@ def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: St
     handlers["Watch"] = grpc.unary_stream_rpc_method_handler(_streaming(servicer, m))
     handlers["Logs"] = grpc.unary_stream_rpc_method_handler(relay.logs)
     handlers["Exec"] = grpc.stream_stream_rpc_method_handler(relay.exec)
+    handlers["ImportImage"] = grpc.stream_unary_rpc_method_handler(relay.import_image)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))

@@ -9,8 +9,9 @@ BadRequest when there is none; follow streams new lines and ends when the
 container stops; a pod of another node is NotFound; a pod of several
 containers needs a container name, in the API server's words; a container
 not yet created is BadRequest; exec returns stdout, stderr and the exit
-code; exec into a stopped container is BadRequest; stdin and tty are
-UNIMPLEMENTED (MethodNotAllowed); cancelling an exec ends its command.
+code; exec into a stopped container is BadRequest; exec with stdin streams
+its input and output as they come, half-closing is EOF; cancelling an exec
+ends its command.
 """
 
 from __future__ import annotations
@@ -183,14 +184,24 @@ async def test_exec_into_a_stopped_container_is_bad_request(agent, start_pod):
         grpc.StatusCode.INVALID_ARGUMENT, 'container "web" in pod "web" is not running', "BadRequest")
 
 
-@pytest.mark.parametrize("flags, wanted", [({"stdin": True}, "stdin"), ({"tty": True}, "a tty"),
-                                           ({"stdin": True, "tty": True}, "stdin and a tty")])
-async def test_exec_with_stdin_or_a_tty_is_unimplemented(agent, start_pod, flags, wanted):
+async def test_exec_with_stdin_streams_input_and_output_as_they_come(agent, start_pod):
     pod = await start_pod()
     await pod.run("web", sh("exec sleep 30"))
-    code, message, reason = await failure(exec_outputs(agent, "cat", **flags))
-    assert (code, reason) == (grpc.StatusCode.UNIMPLEMENTED, "MethodNotAllowed")
-    assert message.startswith(f"exec with {wanted} is not supported")
+    inputs: asyncio.Queue[agent_pb2.ExecInput | None] = asyncio.Queue()
+
+    async def requests():
+        while (message := await inputs.get()) is not None:
+            yield message
+
+    start = agent_pb2.ExecStart(namespace="default", pod="web", command=["cat"], stdin=True)
+    call = agent.Exec(requests())
+    await inputs.put(agent_pb2.ExecInput(start=start))
+    await inputs.put(agent_pb2.ExecInput(stdin=b"one\n"))
+    assert await asyncio.wait_for(call.read(), 10) == agent_pb2.ExecOutput(stdout=b"one\n")
+    await inputs.put(agent_pb2.ExecInput(stdin=b"two\n"))
+    assert await asyncio.wait_for(call.read(), 10) == agent_pb2.ExecOutput(stdout=b"two\n")
+    await inputs.put(None)  # half-close: EOF
+    assert await asyncio.wait_for(call.read(), 10) == agent_pb2.ExecOutput(exit_code=0)
 
 
 async def test_cancelling_an_exec_ends_its_command(agent, start_pod, tmp_path):

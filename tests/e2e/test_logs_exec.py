@@ -8,7 +8,8 @@ whose containers are placed in the runtime with the pod's labels. Covered:
 logs (plain, -f until the container stops, --previous), exec's output and
 exit code (kubectl's "command terminated with exit code 3"), and the errors a
 user meets, as one line and exit code 1: several containers and no -c, a pod
-on no node, a missing pod, an unreachable agent, exec -i.
+on no node, a missing pod, an unreachable agent. exec -i and -t:
+tests/agent/test_exec_stream.py.
 """
 
 from __future__ import annotations
@@ -139,11 +140,3 @@ async def test_an_unreachable_agent_is_service_unavailable(api, start_pod, sampa
     assert (code, stdout) == (1, "")
     assert stderr.startswith(f"Error from server (ServiceUnavailable): cannot reach the agent of node node-b "
                              f"at 127.0.0.1:{port}: ")
-
-
-async def test_exec_with_stdin_is_refused_with_the_reason(node, start_pod, sampan):
-    pod = await start_pod()
-    await pod.run("web", sh("exec sleep 30"))
-    code, stdout, stderr = await sampan("exec", "-i", "web", "--", "cat")
-    assert (code, stdout) == (1, "")
-    assert stderr.startswith("Error from server (MethodNotAllowed): exec with stdin is not supported")

@@ -5,19 +5,24 @@ which runs it in the container (agent/exec.py). The command's stdout and
 stderr go to ours; its exit code becomes ours, after kubectl's
 ``command terminated with exit code N`` on stderr.
 
-``-i`` streams our stdin to the command and ``-t`` asks for a terminal; the
-flags are kubectl's, but node agents refuse both today (the runtime's exec
-they use has no input stream), and the command fails with their one-line
-reason.
+``-i`` streams our stdin to the command (our EOF is its EOF) and ``-t``
+gives it a terminal; when our stdin is a terminal too, ``-t`` puts it in raw
+mode for the command's lifetime, so keys (Ctrl-C, Ctrl-D, arrows) go to the
+remote terminal as typed, and restores it on the way out. With ``-t`` the
+command's stderr comes back merged into its stdout, as with kubectl. A node
+whose runtime cannot stream exec refuses -i and -t with a one-line reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
+import termios
 import threading
-from typing import AsyncIterator
+import tty
+from typing import AsyncIterator, Iterator
 
 from control.cli.connection import connect, namespace_of
 from control.cli.errors import CommandError, UsageError
@@ -50,21 +55,37 @@ async def stdin_chunks() -> AsyncIterator[bytes]:
         yield data
 
 
+@contextlib.contextmanager
+def raw_terminal(enabled: bool) -> Iterator[None]:
+    """Our stdin's terminal in raw mode while inside, when enabled and stdin is a terminal."""
+    if not enabled or not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
 async def run(args: argparse.Namespace) -> int:
     if not args.command_argv:
         raise UsageError("error: you must specify at least one command for the container "
                          f"(sampan exec {args.pod} -- COMMAND [ARGS...])")
     exit_code: int | None = None
     async with connect(args) as api:
-        async for output in api.exec(
-                pod_name(args.pod), args.command_argv, namespace=namespace_of(args), container=args.container,
-                stdin=stdin_chunks() if args.stdin else None, tty=args.tty):
-            if output.exit_code is not None:
-                exit_code = output.exit_code
-            for data, stream in ((output.stdout, sys.stdout.buffer), (output.stderr, sys.stderr.buffer)):
-                if data:
-                    stream.write(data)
-                    stream.flush()
+        with raw_terminal(args.tty and args.stdin):
+            async for output in api.exec(
+                    pod_name(args.pod), args.command_argv, namespace=namespace_of(args), container=args.container,
+                    stdin=stdin_chunks() if args.stdin else None, tty=args.tty):
+                if output.exit_code is not None:
+                    exit_code = output.exit_code
+                for data, stream in ((output.stdout, sys.stdout.buffer), (output.stderr, sys.stderr.buffer)):
+                    if data:
+                        stream.write(data)
+                        stream.flush()
     if exit_code is None:
         raise CommandError("error: the exec ended without the command's exit code")
     if exit_code:

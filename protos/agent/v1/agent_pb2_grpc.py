@@ -44,6 +44,11 @@ class AgentStub:
                 request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.SerializeToString,
                 response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.ImportImage = channel.stream_unary(
+                '/sampan.agent.v1.Agent/ImportImage',
+                request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
+                response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -68,6 +73,21 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportImage(self, request_iterator, context):
+        """ImportImage loads an image archive (an OCI image layout or `docker save`
+        tar) into the node's containerd, for machines that cannot reach a
+        registry. The call's metadata describes the archive: key
+        `sampan-image-archive-bin`, a serialized ImageArchive. The agent sends
+        its response headers once it takes the archive, or ends the call with a
+        refusal; only then does the client send the archive's bytes, in order,
+        and half-close. (A refusal arriving while the client writes would reach
+        it as grpc's "Internal error from Core", so nothing is written before
+        the answer.) The result names the images the archive held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +100,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.FromString,
                     response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.SerializeToString,
+            ),
+            'ImportImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportImage,
+                    request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.FromString,
+                    response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +161,33 @@ class Agent:
             '/sampan.agent.v1.Agent/Exec',
             protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.SerializeToString,
             protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sampan.agent.v1.Agent/ImportImage',
+            protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
+            protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
             options,
             channel_credentials,
             insecure,

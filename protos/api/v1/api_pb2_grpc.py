@@ -85,6 +85,11 @@ class APIStub:
                 request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.SerializeToString,
                 response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.ImportImage = channel.stream_unary(
+                '/sampan.api.v1.API/ImportImage',
+                request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
+                response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -169,6 +174,16 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportImage(self, request_iterator, context):
+        """ImportImage loads an image archive into the containerd of the node named
+        by the ImageArchive in the call's metadata (`sampan-image-archive-bin`,
+        see the agent's ImportImage), relaying the chunks to its agent once the
+        agent has accepted it. The 3 MiB request limit applies to each chunk.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +236,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.FromString,
                     response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.SerializeToString,
+            ),
+            'ImportImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportImage,
+                    request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.FromString,
+                    response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -493,6 +513,33 @@ class API:
             '/sampan.api.v1.API/Exec',
             protos_dot_agent_dot_v1_dot_agent__pb2.ExecInput.SerializeToString,
             protos_dot_agent_dot_v1_dot_agent__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/sampan.api.v1.API/ImportImage',
+            protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
+            protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
             options,
             channel_credentials,
             insecure,

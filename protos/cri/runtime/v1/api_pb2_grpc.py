@@ -100,6 +100,11 @@ class RuntimeServiceStub:
                 request_serializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecSyncRequest.SerializeToString,
                 response_deserializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecSyncResponse.FromString,
                 _registered_method=True)
+        self.Exec = channel.unary_unary(
+                '/runtime.v1.RuntimeService/Exec',
+                request_serializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+                response_deserializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecResponse.FromString,
+                _registered_method=True)
         self.ContainerStats = channel.unary_unary(
                 '/runtime.v1.RuntimeService/ContainerStats',
                 request_serializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ContainerStatsRequest.SerializeToString,
@@ -215,6 +220,13 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exec(self, request, context):
+        """Exec prepares a streaming endpoint to execute a command in the container.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ContainerStats(self, request, context):
         """ContainerStats returns one container's resource usage.
         """
@@ -303,6 +315,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.ExecSync,
                     request_deserializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecSyncRequest.FromString,
                     response_serializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecSyncResponse.SerializeToString,
+            ),
+            'Exec': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecRequest.FromString,
+                    response_serializer=protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecResponse.SerializeToString,
             ),
             'ContainerStats': grpc.unary_unary_rpc_method_handler(
                     servicer.ContainerStats,
@@ -672,6 +689,33 @@ class RuntimeService:
             '/runtime.v1.RuntimeService/ExecSync',
             protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecSyncRequest.SerializeToString,
             protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runtime.v1.RuntimeService/Exec',
+            protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecRequest.SerializeToString,
+            protos_dot_cri_dot_runtime_dot_v1_dot_api__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,
