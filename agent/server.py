@@ -32,7 +32,7 @@ from agent.logs import LogOptions, read_log
 from agent.pod_containers import PodLookup, container_attempts, current_attempt, previous_attempt
 from agent.runtime.base import RUNNING, ContainerRuntime, ContainerStatus, RuntimeError_, StreamingExec
 from control.api import errors
-from control.api.image_archives import archive_from_metadata
+from control.api.image_archives import ACCEPTED_METADATA, archive_from_metadata
 from control.api.containers import choose_container
 from protos.agent.v1 import agent_pb2, agent_pb2_grpc
 from protos.api.v1 import core_pb2
@@ -101,7 +101,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         archive = archive_from_metadata(context.invocation_metadata())
         self._images.check_available()
         check_archive_header(archive)
-        await context.send_initial_metadata(())  # the archive is welcome: send it
+        await context.send_initial_metadata(ACCEPTED_METADATA)  # the archive is welcome: send it
 
         async def data() -> AsyncIterator[bytes]:
             async for chunk in chunks:

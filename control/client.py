@@ -28,7 +28,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from control.api import errors, kinds
-from control.api.image_archives import archive_metadata
+from control.api.image_archives import accepted, archive_metadata
 from protos.agent.v1 import agent_pb2
 from protos.api.v1 import api_pb2, api_pb2_grpc
 
@@ -297,15 +297,12 @@ class Client:
         containerd of node; the names of the images imported. No timeout: a
         big archive takes as long as it takes."""
         path = Path(archive)
-        size = path.stat().st_size
-
-        archive_info = agent_pb2.ImageArchive(name=path.name, size=size, node=node)
-        call = self._stub.ImportImage(metadata=archive_metadata(archive_info))
+        description = agent_pb2.ImageArchive(name=path.name, size=path.stat().st_size, node=node)
+        call = self._stub.ImportImage(metadata=archive_metadata(description))
         try:
-            # Response headers: the node takes the archive (else the call has
-            # ended with the refusal). Only then do the bytes go.
-            await call.initial_metadata()
-            if not call.done():
+            # The bytes go only once the node has accepted the archive;
+            # otherwise the call ends with the refusal.
+            if accepted(await call.initial_metadata()):
                 try:
                     with path.open("rb") as source:
                         while data := await asyncio.to_thread(source.read, IMAGE_CHUNK_BYTES):
@@ -313,9 +310,8 @@ class Client:
                     await call.done_writing()
                 except asyncio.InvalidStateError:
                     pass  # the call has ended; its status says how
-            result = await call
+            return list((await call).images)
         except grpc.aio.AioRpcError as err:
             raise _api_error(err) from None
         finally:
             call.cancel()
-        return list(result.images)

@@ -4,7 +4,8 @@ The description travels in the call's metadata rather than in a first
 message so that the receiver can refuse (no image store, a missing node, an
 archive over 2 GiB) before the sender has written anything: grpc reports a
 refusal that races a client's write as "Internal error from Core", losing
-the reason. See ImportImage in protos/agent/v1/agent.proto.
+the reason. The sender writes only after response headers carrying
+``ACCEPTED_METADATA``. See ImportImage in protos/agent/v1/agent.proto.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from control.api import errors
 from protos.agent.v1 import agent_pb2
 
 ARCHIVE_METADATA_KEY = "sampan-image-archive-bin"
+# The receiver's response headers when it takes the archive. Headers alone
+# say nothing: a refusal's status comes with (empty) headers too, and they
+# may be seen before the call is done.
+ACCEPTED_METADATA = (("sampan-image-archive", "accepted"),)
+
+
+def accepted(headers: Iterable[tuple[str, str | bytes]] | None) -> bool:
+    """Whether a receiver's response headers accept the archive."""
+    return any((key, value) == ACCEPTED_METADATA[0] for key, value in headers or ())
 
 
 def archive_metadata(archive: agent_pb2.ImageArchive) -> tuple[tuple[str, bytes], ...]:

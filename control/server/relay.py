@@ -38,7 +38,7 @@ import grpc
 
 from control.api import errors, kinds
 from control.api.containers import choose_container
-from control.api.image_archives import archive_from_metadata, archive_metadata
+from control.api.image_archives import ACCEPTED_METADATA, accepted, archive_from_metadata, archive_metadata
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService
 from control.server.servicer import MAX_REQUEST_BYTES, abort_with_error, parse_request
@@ -162,9 +162,8 @@ class StreamRelay:
             call = self._channel(target.address).stream_unary(IMPORT_IMAGE_METHOD)(
                 metadata=archive_metadata(archive))
             try:
-                await call.initial_metadata()
-                if not call.done():
-                    await context.send_initial_metadata(())
+                if accepted(await call.initial_metadata()):
+                    await context.send_initial_metadata(ACCEPTED_METADATA)
                     try:
                         async for raw in requests:
                             if len(raw) > MAX_REQUEST_BYTES:

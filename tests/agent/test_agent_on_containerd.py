@@ -3,8 +3,10 @@
 
 Covers the issue's must-show checks for the agent: a two-container pod shares
 its network and its IP answers HTTP from the host, `ctr` lists its sandbox and
-containers and deleting the pod removes them; kill -9 of the agent while pods
-run leaves the same containers running with no restarts once it is back.
+containers and deleting the pod removes them; kill -9 of the agent while 10
+pods run leaves the same containers running with no restarts once it is back;
+a ConfigMap update reaches a running container; a minute without the control
+service changes nothing for running pods.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ NODE = "node-cri"
 PAGE = "hello from a configmap\n"
 
 
-def start_agent(service, containerd, data_dir) -> subprocess.Popen:
+def start_agent(server: str, containerd, data_dir) -> subprocess.Popen:
     log = open(os.path.join(data_dir, "agent.log"), "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "control.cli.main", "agent", "--server", f"127.0.0.1:{service.port}",
+        [sys.executable, "-m", "control.cli.main", "agent", "--server", server,
          "--node-name", NODE, "--data-dir", str(data_dir), "--runtime", "containerd",
-         "--containerd-socket", containerd.socket, "--metrics-listen", "",
+         "--containerd-socket", containerd.socket, "--metrics-listen", "", "--listen", "127.0.0.1:0",
          "--restart-backoff", "0.5", "--restart-backoff-max", "2"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -79,7 +81,7 @@ async def agent_on_containerd(service, api, containerd, tmp_path):
     config.metadata.namespace = "default"
     config.data["index.html"] = PAGE
     await api.create(config)
-    agent = start_agent(service, containerd, tmp_path)
+    agent = start_agent(f"127.0.0.1:{service.port}", containerd, tmp_path)
     holder = {"agent": agent}
     try:
         async def node_ready():
@@ -151,7 +153,7 @@ async def test_killing_the_agent_leaves_pods_running_and_it_adopts_them(
         page = await asyncio.to_thread(
             lambda ip=pod.status.pod_ip: urllib.request.urlopen(f"http://{ip}:8080/index.html", timeout=5).read())
         assert page.decode() == PAGE
-    agent_on_containerd["agent"] = start_agent(service, containerd, tmp_path)
+    agent_on_containerd["agent"] = start_agent(f"127.0.0.1:{service.port}", containerd, tmp_path)
     lease_before = await api.get("Lease", NODE, namespace="kube-node-lease")
 
     async def lease_renewed():
@@ -179,3 +181,55 @@ async def test_a_configmap_update_reaches_the_running_container(api, agent_on_co
     await wait_for(served, timeout=30, what="httpd in the pod to serve the updated ConfigMap")
     after = await api.get("Pod", "web", namespace="default")
     assert [s.restart_count for s in after.status.container_statuses] == [0, 0]
+
+
+async def test_pods_keep_answering_while_the_control_service_is_down_for_a_minute(containerd, tmp_path):
+    """The agent loses the control service for 60 s: its pods keep serving,
+    and once the service is back the agent reconnects and nothing restarted."""
+    from tests.support.control import ControlServer
+
+    control = ControlServer(tmp_path / "control").start()
+    agent = None
+    try:
+        api = Client.connect(control.address)
+        config = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap")
+        config.metadata.name = "www"
+        config.metadata.namespace = "default"
+        config.data["index.html"] = PAGE
+        await api.create(config)
+        agent = start_agent(control.address, containerd, tmp_path)
+        await api.create(web_pod("web"))
+        pod = await wait_for(lambda: running(api, "web"), what="pod web Running")
+        before = {s.name: (s.container_id, s.restart_count) for s in pod.status.container_statuses}
+        await api.close()
+
+        control.stop()
+        deadline = time.monotonic() + 60
+        answers = 0
+        while time.monotonic() < deadline:
+            page = await asyncio.to_thread(lambda: urllib.request.urlopen(
+                f"http://{pod.status.pod_ip}:8080/index.html", timeout=5).read().decode())
+            assert page == PAGE
+            answers += 1
+            assert agent.poll() is None, "the agent must ride out the outage"
+            await asyncio.sleep(5)
+        assert answers >= 10
+        control.start()
+
+        api = Client.connect(control.address)
+        lease = await api.get("Lease", NODE, namespace="kube-node-lease")
+
+        async def renewed():
+            return (await api.get("Lease", NODE, namespace="kube-node-lease")).spec.renew_time != lease.spec.renew_time
+        await wait_for(renewed, what="the agent to renew its lease after the outage")
+        after = await wait_for(lambda: running(api, "web"), what="pod web still Running")
+        assert {s.name: (s.container_id, s.restart_count) for s in after.status.container_statuses} == before
+        await api.delete("Pod", "web", namespace="default", grace_period_seconds=0, force=True)
+        await api.close()
+    finally:
+        if agent is not None and agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+        control.kill()
+        from tests.support.containerd import remove_all_sandboxes
+        remove_all_sandboxes(containerd.socket)
