@@ -2,10 +2,11 @@
 
 ``sampan image import FILE.tar`` streams an archive (an OCI image layout or a
 ``docker save`` tar) through the control service to an agent's ImportImage
-(agent/server.py). The agent spools the chunks to a file under its data dir
-(``receive_archive``: the size the first chunk announces is checked before
-any byte is written and again at the end, and nothing over 2 GiB is taken),
-then hands the file to its ``ImageStore``:
+(agent/server.py). The call's metadata describes the archive
+(control.api.image_archives); the agent checks it (``check_archive_header``:
+nothing over 2 GiB) and that it has a store before accepting, spools the
+chunks to a file under its data dir (``receive_archive``: exactly the size
+announced), then hands the file to its ``ImageStore``:
 
 - ``ContainerdImages`` runs ``ctr --address SOCKET -n k8s.io images import``
   into the namespace the CRI plugin serves, so pods see the images at once;

@@ -8,8 +8,10 @@ names a pod: the servicer checks that the pod is bound to this node
 (agent.pod_containers.PodLookup), picks the container (control.api.containers),
 finds its attempt in the runtime, and hands over to the log reader
 (agent.logs) or to exec (agent.exec). ImportImage names no pod: it spools an
-image archive and hands it to the node's image store (agent.image_import). Failures are API errors sent as the API
-sends them: the gRPC code, one line, and the reason in ``sampan-reason``.
+image archive and hands it to the node's image store (agent.image_import);
+Stats neither: it reports the node's and its containers' usage (agent.usage).
+Failures are API errors sent as the API sends them: the gRPC code, one line,
+and the reason in ``sampan-reason``.
 
 There is no authentication yet: whoever reaches the port can read every
 pod's logs and run commands in its containers. Bind ``--listen`` to an
@@ -31,9 +33,10 @@ from agent.image_import import ImageStore, NoImageStore, check_archive_header, r
 from agent.logs import LogOptions, read_log
 from agent.pod_containers import PodLookup, container_attempts, current_attempt, previous_attempt
 from agent.runtime.base import RUNNING, ContainerRuntime, ContainerStatus, RuntimeError_, StreamingExec
+from agent.usage import UsageTracker
 from control.api import errors
-from control.api.image_archives import ACCEPTED_METADATA, archive_from_metadata
 from control.api.containers import choose_container
+from control.api.image_archives import ACCEPTED_METADATA, archive_from_metadata
 from protos.agent.v1 import agent_pb2, agent_pb2_grpc
 from protos.api.v1 import core_pb2
 
@@ -51,14 +54,17 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     """sampan.agent.v1.Agent over a container runtime."""
 
     def __init__(self, runtime: ContainerRuntime, pods: PodLookup, *,
-                 images: ImageStore | None = None, spool_dir: Path | None = None) -> None:
+                 images: ImageStore | None = None, spool_dir: Path | None = None,
+                 usage: UsageTracker | None = None) -> None:
         """images: where ImportImage puts archives (default: none, as on the
         process runtime); spool_dir: where they wait meanwhile (default: the
-        system's temporary directory)."""
+        system's temporary directory); usage: what Stats answers from
+        (default: a tracker of runtime)."""
         self._runtime = runtime
         self._pods = pods
         self._images = images if images is not None else NoImageStore("this node")
         self._spool_dir = spool_dir or Path(tempfile.gettempdir()) / "sampan-image-imports"
+        self._usage = usage or UsageTracker(runtime)
 
     async def Logs(self, request: agent_pb2.LogsRequest,
                    context: grpc.aio.ServicerContext) -> AsyncIterator[agent_pb2.LogChunk]:
@@ -84,6 +90,15 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         except Exception:
             log.exception("exec failed")
             await _abort(context, errors.InternalError("internal error while running exec; see the agent's log"))
+
+    async def Stats(self, request: agent_pb2.StatsRequest,
+                    context: grpc.aio.ServicerContext) -> agent_pb2.StatsResponse:
+        try:
+            return await self._usage.stats()
+        except Exception:
+            log.exception("reading usage failed")
+            await _abort(context, errors.InternalError("internal error while reading usage; see the agent's log"))
+        raise AssertionError("unreachable")  # abort() raises
 
     async def ImportImage(self, request_iterator: AsyncIterator[agent_pb2.ImageChunk],
                           context: grpc.aio.ServicerContext) -> agent_pb2.ImportImageResult:

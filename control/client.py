@@ -268,8 +268,8 @@ class Client:
         tty: bool = False,
     ) -> AsyncIterator[ExecOutput]:
         """Run command in a pod's container: its output as it comes, the exit
-        code last. ``stdin`` is sent to the command (agents refuse it today,
-        as they refuse tty: MethodNotAllowedError)."""
+        code last. ``stdin`` is sent to the command; half-closing it is EOF. A
+        runtime without streaming exec refuses stdin and tty (MethodNotAllowedError)."""
         start = agent_pb2.ExecStart(namespace=namespace, pod=pod, container=container, command=list(command),
                                     stdin=stdin is not None, tty=tty)
 
@@ -291,6 +291,12 @@ class Client:
             raise _api_error(err) from None
         finally:
             call.cancel()
+
+    async def top(self, kind: str, *, namespace: str = "", all_namespaces: bool = False) -> api_pb2.TopResponse:
+        """Resource usage of the Ready nodes or their pods ("nodes" or "pods"),
+        from their agents; nodes whose agents did not answer are in warnings."""
+        request = api_pb2.TopRequest(kind=kind, namespace=namespace, all_namespaces=all_namespaces)
+        return await self._call(self._stub.Top, request)
 
     async def import_image(self, archive: str | os.PathLike[str], *, node: str) -> list[str]:
         """Load an image archive (OCI layout or ``docker save`` tar) into the

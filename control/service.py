@@ -29,6 +29,7 @@ from control.server.relay import StreamRelay
 from control.server.resources import ResourceService
 from control.server.servicer import SERVICE_NAME, TRANSPORT_MAX_RECEIVE_BYTES, APIServicer, add_api_service
 from control.server.strategy import SYSTEM_NAMESPACES
+from control.server.top import Top
 from control.store import Store, open_store
 from protos.api.v1 import core_pb2
 
@@ -104,7 +105,8 @@ class ControlService:
             ("grpc.so_reuseport", 0),
         ])
         self._relay = StreamRelay(resources, self.metrics)
-        add_api_service(server, APIServicer(resources, self.metrics), relay=self._relay)
+        add_api_service(server, APIServicer(resources, self.metrics), relay=self._relay,
+                        top=Top(resources, self._relay))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -5,10 +5,14 @@
   and a client for it; ``any_service``/``any_api`` run a test once per store
   backend (SQLite, and a private etcd started for the test).
 - ``control_server``: the control service as a real subprocess.
+- ``sampan``: run the ``sampan`` CLI as a process against ``service``; its
+  exit code, stdout and stderr.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Iterator
 
 import pytest
@@ -81,3 +85,15 @@ async def any_service(request, tmp_path):
 async def any_api(any_service):
     async with Client.connect(f"127.0.0.1:{any_service.port}") as client:
         yield client
+
+
+@pytest.fixture
+def sampan(service):
+    async def run(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "control.cli.main", "--server", f"127.0.0.1:{service.port}", *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+        return process.returncode, stdout.decode(), stderr.decode()
+
+    return run

@@ -88,6 +88,7 @@ def build_parser() -> CommandLineParser:
     _define_logs(command("logs", module="logs", help="Print the logs for a container in a pod."))
     _define_exec(command("exec", module="exec", help="Execute a command in a container."))
     _define_image(command("image", module="image", help="Manage the images in the nodes' image stores."), common)
+    _define_top(command("top", module="top", help="Display resource (CPU/memory) usage of nodes or pods."), common)
     _define_api_resources(command("api-resources", module="api_resources",
                                   help="Print the supported API resources on the server."))
     _define_version(command("version", module="version", help="Print the client and server version."))
@@ -211,9 +212,9 @@ def _define_logs(sub: argparse.ArgumentParser) -> None:
 def _define_exec(sub: argparse.ArgumentParser) -> None:
     _container_flags(sub)
     sub.add_argument("-i", "--stdin", action="store_true",
-                     help="pass stdin to the command (node agents do not support it yet)")
+                     help="pass stdin to the command")
     sub.add_argument("-t", "--tty", action="store_true",
-                     help="allocate a terminal (node agents do not support it yet)")
+                     help="allocate a terminal (with -i: interactive; the local terminal goes raw)")
     sub.set_defaults(command_argv=[])
     sub.usage = f"{PROG} exec POD [-c CONTAINER] [-n NAMESPACE] [-i] [-t] -- COMMAND [ARGS...]"
 
@@ -226,6 +227,19 @@ def _define_image(sub: argparse.ArgumentParser, common: argparse.ArgumentParser)
     load.add_argument("archive", metavar="FILE.tar", help="the image archive")
     load.add_argument("--node", default="", metavar="NAME",
                       help="the node to import into (default: every Ready node, one after another)")
+
+
+def _define_top(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    what = sub.add_subparsers(dest="what", metavar="nodes|pods", parser_class=CommandLineParser)
+    what.required = True
+    nodes = what.add_parser("nodes", aliases=["node", "no"], parents=[common],
+                            help="CPU and memory of the Ready nodes, against their allocatable.")
+    nodes.set_defaults(what="nodes")
+    pods = what.add_parser("pods", aliases=["pod", "po"], parents=[common], help="CPU and memory of pods.")
+    pods.add_argument("-A", "--all-namespaces", action="store_true", help="pods in every namespace")
+    pods.add_argument("--no-headers", action="store_true", help="print the table without its header")
+    nodes.add_argument("--no-headers", action="store_true", help="print the table without its header")
+    pods.set_defaults(what="pods")
 
 
 def parse_command_line(parser: CommandLineParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

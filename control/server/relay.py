@@ -116,6 +116,10 @@ class StreamRelay:
         assert isinstance(node, core_pb2.Node)
         return AgentTarget(node=node.metadata.name, address=agent_address(node), container="")
 
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """The open channel to the agent at address (control.server.top shares them)."""
+        return self._channel(address)
+
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:

@@ -6,7 +6,8 @@ transport error, and so the 3 MiB request limit is checked with a message that
 says what happened. Every APIError becomes a gRPC status with the
 ``sampan-reason`` trailing metadata; anything else is logged and answered
 INTERNAL without taking the service down. Logs, Exec and ImportImage are
-relayed to a node's agent by control.server.relay, registered here with the rest.
+relayed to a node's agent by control.server.relay, and Top gathered from the
+agents by control.server.top, registered here with the rest.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService, unpack_object
 from protos.api.v1 import api_pb2
 
-if TYPE_CHECKING:  # relay.py builds on this module's helpers
+if TYPE_CHECKING:  # relay.py and top.py build on this module's helpers
     from control.server.relay import StreamRelay
+    from control.server.top import Top
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +220,9 @@ def _streaming(
     return handler
 
 
-def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: StreamRelay) -> None:
-    """Register the API service's handlers on server; Logs, Exec and ImportImage are relay's."""
+def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: StreamRelay, top: Top) -> None:
+    """Register the API service's handlers on server; Logs, Exec and ImportImage
+    are relay's, Top is top's."""
     m = servicer.metrics
     unary = {
         "Create": ("create", api_pb2.CreateRequest, servicer.create),
@@ -229,6 +232,7 @@ def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: St
         "Patch": ("patch", api_pb2.PatchRequest, servicer.patch),
         "Delete": ("delete", api_pb2.DeleteRequest, servicer.delete),
         "Discovery": ("discovery", api_pb2.DiscoveryRequest, servicer.discovery),
+        "Top": ("top", api_pb2.TopRequest, top.top),
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(_unary(verb, request_type, method, m))

@@ -11,8 +11,6 @@ runtime refuses with FailedPrecondition; a missing node is NotFound.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -20,13 +18,13 @@ import pytest
 
 from agent.bootstrap.images import image_archive
 from agent.image_import import image_store_for, imported_names
-from agent.node import MachineFacts, NodeIdentity, register_node
 from agent.pod_containers import APIPodLookup
 from agent.runtime.base import ContainerRuntime
 from agent.runtime.cri import CRIRuntime
 from agent.runtime.process import ProcessRuntime
 from agent.server import AgentServer, AgentServicer
 from control.client import Client
+from tests.support.runtime_pods import register_agent_node
 
 IMAGE = "registry.local/test/imported:1"
 
@@ -36,9 +34,7 @@ async def serve_node(api: Client, runtime: ContainerRuntime, tmp_path: Path, *, 
     servicer = AgentServicer(runtime, APIPodLookup(api, name), images=image_store_for(runtime, node_name=name),
                              spool_dir=tmp_path / name / "image-imports")
     server = AgentServer(servicer, listen="127.0.0.1:0")
-    port = await server.start()
-    facts = await asyncio.to_thread(MachineFacts.read, data_dir=str(tmp_path), node_ip="127.0.0.1")
-    await register_node(api, NodeIdentity(name=name, agent_port=port), facts)
+    await register_agent_node(api, tmp_path, name=name, agent_port=await server.start())
     return server
 
 
@@ -71,18 +67,6 @@ async def process_node(api, tmp_path) -> AsyncIterator[str]:
     yield "node-proc"
     await server.stop(0)
     await runtime.close()
-
-
-@pytest.fixture
-def sampan(service):
-    async def run(*args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "control.cli.main", "--server", f"127.0.0.1:{service.port}", *args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
-        return process.returncode, stdout.decode(), stderr.decode()
-
-    return run
 
 
 async def test_an_imported_archive_is_in_the_cri_image_store(cri_node, cri_runtime, containerd, archive, sampan):

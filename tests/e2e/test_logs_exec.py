@@ -17,60 +17,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from pathlib import Path
-from typing import AsyncIterator
 
-import pytest
-
-from agent.node import MachineFacts, NodeIdentity, register_node
-from agent.pod_containers import APIPodLookup
-from agent.runtime.process import ProcessRuntime
-from agent.server import AgentServer, AgentServicer
-from control.client import Client
-from tests.support.runtime_pods import NODE, RuntimePod, pod_object, remove_everything, sh
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[ProcessRuntime]:
-    runtime = ProcessRuntime(str(tmp_path / "runtime"))
-    yield runtime
-    await remove_everything(runtime)
-
-
-async def register(api: Client, tmp_path: Path, *, name: str = NODE, agent_port: int) -> None:
-    facts = await asyncio.to_thread(MachineFacts.read, data_dir=str(tmp_path), node_ip="127.0.0.1")
-    await register_node(api, NodeIdentity(name=name, agent_port=agent_port), facts)
-
-
-@pytest.fixture
-async def node(api: Client, runtime: ProcessRuntime, tmp_path: Path) -> AsyncIterator[None]:
-    """The agent's server for NODE, and NODE registered with its port."""
-    server = AgentServer(AgentServicer(runtime, APIPodLookup(api, NODE)), listen="127.0.0.1:0")
-    await register(api, tmp_path, agent_port=await server.start())
-    yield
-    await server.stop(0)
-
-
-@pytest.fixture
-def sampan(service):
-    async def run(*args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "control.cli.main", "--server", f"127.0.0.1:{service.port}", *args,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-        return process.returncode, stdout.decode(), stderr.decode()
-
-    return run
-
-
-@pytest.fixture
-def start_pod(api: Client, runtime: ProcessRuntime, tmp_path: Path):
-    async def start(name: str = "web", containers: tuple[str, ...] = ("web",), *,
-                    node: str | None = NODE) -> RuntimePod:
-        pod = await api.create(pod_object(name, containers, node=node))
-        return await RuntimePod.start(runtime, pod, log_root=tmp_path / "pods")
-
-    return start
+from tests.support.runtime_pods import register_agent_node, sh
 
 
 async def test_logs_prints_the_containers_output(node, start_pod, sampan):
@@ -134,7 +82,7 @@ async def test_an_unreachable_agent_is_service_unavailable(api, start_pod, sampa
     with socket.socket() as unused:  # a port nothing listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    await register(api, tmp_path, name="node-b", agent_port=port)
+    await register_agent_node(api, tmp_path, name="node-b", agent_port=port)
     await start_pod(node="node-b")
     code, stdout, stderr = await sampan("logs", "web")
     assert (code, stdout) == (1, "")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from agent.node import MachineFacts, NodeIdentity, register_node
 from agent.runtime.base import (
     EXITED,
     LABEL_CONTAINER_NAME,
@@ -26,6 +27,7 @@ from agent.runtime.base import (
     SandboxSpec,
 )
 from control.api import manifest
+from control.client import Client
 from protos.api.v1 import core_pb2
 
 IMAGE = "busybox:1.36"
@@ -91,6 +93,12 @@ class RuntimePod:
         while not (path.exists() and text in path.read_bytes()):
             assert time.monotonic() < deadline, f"{path} has no {text!r} after {timeout}s"
             await asyncio.sleep(0.05)
+
+
+async def register_agent_node(api: Client, tmp_path: Path, *, name: str = NODE, agent_port: int) -> None:
+    """Register node name as its agent would, reachable at 127.0.0.1:agent_port."""
+    facts = await asyncio.to_thread(MachineFacts.read, data_dir=str(tmp_path), node_ip="127.0.0.1")
+    await register_node(api, NodeIdentity(name=name, agent_port=agent_port), facts)
 
 
 async def remove_everything(runtime: ContainerRuntime) -> None:

@@ -89,3 +89,47 @@ class ImportImageResult(_message.Message):
     node: str
     images: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, node: _Optional[str] = ..., images: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ContainerUsage(_message.Message):
+    __slots__ = ("namespace", "pod", "container", "cpu_usage_seconds_total", "cpu_millicores", "memory_working_set_bytes", "timestamp")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    CPU_USAGE_SECONDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_WORKING_SET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    pod: str
+    container: str
+    cpu_usage_seconds_total: float
+    cpu_millicores: int
+    memory_working_set_bytes: int
+    timestamp: float
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., cpu_usage_seconds_total: _Optional[float] = ..., cpu_millicores: _Optional[int] = ..., memory_working_set_bytes: _Optional[int] = ..., timestamp: _Optional[float] = ...) -> None: ...
+
+class NodeUsage(_message.Message):
+    __slots__ = ("cpu_usage_seconds_total", "cpu_millicores", "memory_used_bytes", "timestamp")
+    CPU_USAGE_SECONDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    cpu_usage_seconds_total: float
+    cpu_millicores: int
+    memory_used_bytes: int
+    timestamp: float
+    def __init__(self, cpu_usage_seconds_total: _Optional[float] = ..., cpu_millicores: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., timestamp: _Optional[float] = ...) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("node", "containers", "window_seconds")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    node: NodeUsage
+    containers: _containers.RepeatedCompositeFieldContainer[ContainerUsage]
+    window_seconds: float
+    def __init__(self, node: _Optional[_Union[NodeUsage, _Mapping]] = ..., containers: _Optional[_Iterable[_Union[ContainerUsage, _Mapping]]] = ..., window_seconds: _Optional[float] = ...) -> None: ...

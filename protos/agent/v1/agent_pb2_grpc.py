@@ -49,6 +49,11 @@ class AgentStub:
                 request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
                 response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/sampan.agent.v1.Agent/Stats',
+                request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
+                response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -88,6 +93,16 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """Stats reports the node's and its containers' resource usage, as the
+        kubelet's resource metrics do for metrics-server: cumulative CPU seconds
+        and the CPU rate (millicores) over the window since the agent's previous
+        sample (the first request waits one second for a second sample).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +120,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.ImportImage,
                     request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.FromString,
                     response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.FromString,
+                    response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -188,6 +208,33 @@ class Agent:
             '/sampan.agent.v1.Agent/ImportImage',
             protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
             protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sampan.agent.v1.Agent/Stats',
+            protos_dot_agent_dot_v1_dot_agent__pb2.StatsRequest.SerializeToString,
+            protos_dot_agent_dot_v1_dot_agent__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

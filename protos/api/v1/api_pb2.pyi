@@ -8,6 +8,52 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class TopRequest(_message.Message):
+    __slots__ = ("kind", "namespace", "all_namespaces")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ALL_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    namespace: str
+    all_namespaces: bool
+    def __init__(self, kind: _Optional[str] = ..., namespace: _Optional[str] = ..., all_namespaces: _Optional[bool] = ...) -> None: ...
+
+class NodeTop(_message.Message):
+    __slots__ = ("name", "cpu_millicores", "memory_bytes", "allocatable_cpu_millicores", "allocatable_memory_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATABLE_CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATABLE_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cpu_millicores: int
+    memory_bytes: int
+    allocatable_cpu_millicores: int
+    allocatable_memory_bytes: int
+    def __init__(self, name: _Optional[str] = ..., cpu_millicores: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., allocatable_cpu_millicores: _Optional[int] = ..., allocatable_memory_bytes: _Optional[int] = ...) -> None: ...
+
+class PodTop(_message.Message):
+    __slots__ = ("namespace", "name", "cpu_millicores", "memory_bytes")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLICORES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    cpu_millicores: int
+    memory_bytes: int
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., cpu_millicores: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class TopResponse(_message.Message):
+    __slots__ = ("nodes", "pods", "warnings")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    PODS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeTop]
+    pods: _containers.RepeatedCompositeFieldContainer[PodTop]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTop, _Mapping]]] = ..., pods: _Optional[_Iterable[_Union[PodTop, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class CreateRequest(_message.Message):
     __slots__ = ("object",)
     OBJECT_FIELD_NUMBER: _ClassVar[int]

@@ -90,6 +90,11 @@ class APIStub:
                 request_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
                 response_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
                 _registered_method=True)
+        self.Top = channel.unary_unary(
+                '/sampan.api.v1.API/Top',
+                request_serializer=protos_dot_api_dot_v1_dot_api__pb2.TopRequest.SerializeToString,
+                response_deserializer=protos_dot_api_dot_v1_dot_api__pb2.TopResponse.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -184,6 +189,15 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Top(self, request, context):
+        """Top reports resource usage (`sampan top`), asking the agents of the Ready
+        nodes for their Stats; a node whose agent does not answer is left out
+        and named in warnings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +255,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.ImportImage,
                     request_deserializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.FromString,
                     response_serializer=protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.SerializeToString,
+            ),
+            'Top': grpc.unary_unary_rpc_method_handler(
+                    servicer.Top,
+                    request_deserializer=protos_dot_api_dot_v1_dot_api__pb2.TopRequest.FromString,
+                    response_serializer=protos_dot_api_dot_v1_dot_api__pb2.TopResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -540,6 +559,33 @@ class API:
             '/sampan.api.v1.API/ImportImage',
             protos_dot_agent_dot_v1_dot_agent__pb2.ImageChunk.SerializeToString,
             protos_dot_agent_dot_v1_dot_agent__pb2.ImportImageResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Top(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sampan.api.v1.API/Top',
+            protos_dot_api_dot_v1_dot_api__pb2.TopRequest.SerializeToString,
+            protos_dot_api_dot_v1_dot_api__pb2.TopResponse.FromString,
             options,
             channel_credentials,
             insecure,
