@@ -3,9 +3,9 @@
 Wires the pieces together: the store chosen by URL (wrapped with metrics),
 the ResourceService that gives API verbs their meaning, the gRPC server with
 the API service, gRPC health checking and server reflection, the Prometheus
-``/metrics`` endpoint, history compaction, and the controllers. Stops cleanly
-on SIGTERM or SIGINT: the gRPC server drains, background tasks end, the store
-closes.
+``/metrics`` endpoint, history compaction, the controllers and the scheduler.
+Stops cleanly on SIGTERM or SIGINT: the gRPC server drains, background tasks
+end, the store closes.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from control.api import errors, kinds
 from control.client import Client
 from control.controllers.events import expire_events
 from control.controllers.namespace import run_namespace_controller
+from control.scheduler.scheduler import run_scheduler
 from control.server.metrics import ControlMetrics, InstrumentedStore
 from control.server.relay import StreamRelay
 from control.server.resources import ResourceService
@@ -127,6 +128,7 @@ class ControlService:
         self._tasks = [
             asyncio.create_task(compact_history(self._store, interval=config.compaction_interval)),
             asyncio.create_task(run_namespace_controller(api)),
+            asyncio.create_task(run_scheduler(api)),
             asyncio.create_task(expire_events(api, ttl=config.event_ttl)),
         ]
         self._api = api

@@ -65,15 +65,8 @@ fi
 cat "$DATA_DIR/up.log"
 sampan get nodes -o wide
 
-# There is no scheduler yet: bind the sample pod to this node as it is applied.
-"$PYTHON" -c '
-import sys, yaml
-documents = list(yaml.safe_load_all(open(sys.argv[2])))
-for document in documents:
-    if document and document.get("kind") == "Pod":
-        document.setdefault("spec", {})["nodeName"] = sys.argv[1]
-yaml.safe_dump_all(documents, sys.stdout, sort_keys=False)
-' "$NODE" examples/sample-app.yaml >"$DATA_DIR/sample-app.yaml"
+# The scheduler binds the sample pod to this node.
+cp examples/sample-app.yaml "$DATA_DIR/sample-app.yaml"
 sampan apply -f "$DATA_DIR/sample-app.yaml"
 
 json_field() {  # json_field EXPRESSION: evaluate it on the JSON object read from stdin

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from control.api import errors
 from control.client import Client
 from control.service import ControlConfig, ControlService
+from protos.api.v1 import core_pb2
 from tests.server.test_api import make_pod
 from tests.support.control import free_port
 
@@ -52,11 +53,14 @@ async def test_requests_are_counted_by_kind_verb_and_code(metered):
 
 async def test_open_watches_and_store_operations_are_reported(metered):
     api, port = metered
-    stream = api.watch("Pod", namespace="default")
-    await api.create(make_pod("web"))
+    # ConfigMaps: a kind no watcher inside the service (controllers, scheduler) follows.
+    stream = api.watch("ConfigMap", namespace="default")
+    config_map = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap", data={"a": "b"})
+    config_map.metadata.name, config_map.metadata.namespace = "settings", "default"
+    await api.create(config_map)
     await asyncio.wait_for(anext(stream), 5)
     samples = await asyncio.to_thread(scrape, port)
-    assert samples[("sampan_apiserver_watches", (("kind", "Pod"),))] == 1
+    assert samples[("sampan_apiserver_watches", (("kind", "ConfigMap"),))] == 1
     assert samples[("sampan_store_operation_duration_seconds_count", (("operation", "create"),))] >= 1
     assert samples[("sampan_store_revision", ())] > 0
     await stream.aclose()

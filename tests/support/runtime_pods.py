@@ -32,6 +32,7 @@ from protos.api.v1 import core_pb2
 
 IMAGE = "busybox:1.36"
 NODE = "node-a"
+UNSERVED_SCHEDULER = "no-such-scheduler"
 
 
 def sh(script: str) -> tuple[str, ...]:
@@ -40,10 +41,13 @@ def sh(script: str) -> tuple[str, ...]:
 
 def pod_object(name: str, containers: Sequence[str] = ("web",), *, namespace: str = "default",
                node: str | None = NODE) -> core_pb2.Pod:
-    """A Pod of busybox containers, bound to node (None: not bound)."""
+    """A Pod of busybox containers, bound to node (None: not bound, and kept so:
+    it names a scheduler that does not run, so the default one leaves it be)."""
     spec: dict = {"containers": [{"name": c, "image": IMAGE, "command": ["sleep", "300"]} for c in containers]}
     if node:
         spec["nodeName"] = node
+    else:
+        spec["schedulerName"] = UNSERVED_SCHEDULER
     return manifest.to_message({"apiVersion": "v1", "kind": "Pod",
                                 "metadata": {"name": name, "namespace": namespace}, "spec": spec})
 

@@ -1,0 +1,30 @@
+"""NodeUnschedulable: a cordoned node (spec.unschedulable) takes no new pods,
+except those tolerating the node.kubernetes.io/unschedulable:NoSchedule taint
+(DaemonSet pods, in Kubernetes)."""
+
+from __future__ import annotations
+
+from control.scheduler.framework import SUCCESS, CycleState, NodeInfo, Status
+from control.scheduler.plugins.taint_toleration import tolerates
+from protos.api.v1 import core_pb2
+
+NAME = "NodeUnschedulable"
+REASON = "node(s) were unschedulable"
+UNSCHEDULABLE_TAINT = core_pb2.Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")
+
+
+def fits(pod: core_pb2.Pod, node: core_pb2.Node) -> bool:
+    if not node.spec.unschedulable:
+        return True
+    return any(tolerates(toleration, UNSCHEDULABLE_TAINT) for toleration in pod.spec.tolerations)
+
+
+class NodeUnschedulable:
+    name = NAME
+
+    def filter(self, pod: core_pb2.Pod, node_info: NodeInfo, state: CycleState) -> Status:
+        return SUCCESS if fits(pod, node_info.node) else Status.unschedulable(REASON)
+
+
+def new() -> NodeUnschedulable:
+    return NodeUnschedulable()
