@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support.components import in_ci, require_binary
+from tests.support.components import require, require_binary
 from tests.support.containerd import CNI_BIN_DIR, Containerd, running_containerd
 
 
@@ -26,16 +26,8 @@ def containerd() -> Iterator[Containerd]:
     ctr_binary = require_binary("ctr", package="containerd")
     runc_binary = require_binary("runc", package="runc")
     require_binary("busybox", package="busybox-static")
-    _require(Path(CNI_BIN_DIR, "bridge").exists(), f"no CNI plugins in {CNI_BIN_DIR}: install the Debian "
+    require(Path(CNI_BIN_DIR, "bridge").exists(), f"no CNI plugins in {CNI_BIN_DIR}: install the Debian "
              "package 'containernetworking-plugins'")
-    _require(os.geteuid() == 0, "containerd tests need root (network namespaces, mounts, cgroups)")
+    require(os.geteuid() == 0, "containerd tests need root (network namespaces, mounts, cgroups)")
     with running_containerd(binary=binary, ctr_binary=ctr_binary, runc_binary=runc_binary) as daemon:
         yield daemon
-
-
-def _require(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if in_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable, Iterator, TypeVar
 
-import pytest
 import yaml
 
 from agent.bootstrap.containerd import CNI_BIN_DIR, ContainerdLayout, PodNetwork, PrivateContainerd, cri_status
@@ -39,7 +38,7 @@ from control.api import errors
 from control.client import Client
 from control.client_config import server_from_config
 from protos.api.v1 import core_pb2
-from tests.support.components import in_ci, require_binary
+from tests.support.components import require, require_binary
 from tests.support.containerd import NetworkSlot, clean_up_after, network_slot, remove_all_sandboxes
 from tests.support.control import free_port
 
@@ -190,10 +189,7 @@ def require_private_containerd_prerequisites() -> None:
             (Path(CNI_BIN_DIR, "bridge").exists(),
              f"no CNI plugins in {CNI_BIN_DIR}: install the Debian package 'containernetworking-plugins'"),
             (os.geteuid() == 0, "a private containerd needs root")):
-        if not needed:
-            if in_ci():
-                pytest.fail(message, pytrace=False)
-            pytest.skip(message)
+        require(needed, message)
 
 
 @contextlib.contextmanager

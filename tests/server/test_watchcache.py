@@ -54,9 +54,18 @@ async def _limit(stream, count):
             return
 
 
+async def started_cache(resources):
+    """Start the ConfigMap cache before taking a revision, so the revision is in its window."""
+    cache = resources.watch_cache.of(CONFIGMAP)
+    cache.start()
+    await cache.ready.wait()
+    return cache
+
+
 async def test_many_watchers_share_one_store_watch(resources):
-    _, revision = await resources.list(CONFIGMAP, namespace="default")
     opened_before = resources.store.watches
+    await started_cache(resources)
+    _, revision = await resources.list(CONFIGMAP, namespace="default")
     streams = [resources.watch(CONFIGMAP, namespace="default", resource_version=str(revision)) for _ in range(20)]
     readers = [asyncio.create_task(take(s, 3)) for s in streams]
     await asyncio.sleep(0.1)
@@ -89,6 +98,7 @@ async def test_a_revision_older_than_the_window_falls_back_to_the_store(resource
 
 async def test_a_watcher_that_stops_reading_is_cut_off_with_expired(resources, monkeypatch):
     monkeypatch.setattr(watchcache, "SUBSCRIBER_QUEUE", 5)
+    cache = await started_cache(resources)
     _, revision = await resources.list(CONFIGMAP, namespace="default")
     slow = resources.watch(CONFIGMAP, namespace="default", resource_version=str(revision))
     first = asyncio.create_task(take(slow, 1))
@@ -96,7 +106,6 @@ async def test_a_watcher_that_stops_reading_is_cut_off_with_expired(resources, m
     await asyncio.wait_for(first, 5)
     for i in range(10):
         last = await resources.create(make_configmap(f"cm-{i}", {}))
-    cache = resources.watch_cache.of(CONFIGMAP)
     for _ in range(500):  # until the cache has handed out every change
         if cache.revision >= int(last.metadata.resource_version):
             break

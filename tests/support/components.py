@@ -18,12 +18,17 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def require(condition: bool, message: str) -> None:
+    """Go on if condition holds; else skip the test, or fail it under CI=true."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)  # reached only outside CI: in_ci() failed the test above
+
+
 def require_binary(name: str, *, package: str) -> str:
     """Return the path of executable ``name`` or skip (fail under CI=true)."""
     path = shutil.which(name)
-    if path is None:
-        message = f"{name} not found: install the Debian package {package!r} (scripts/test.sh does)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    require(path is not None, f"{name} not found: install the Debian package {package!r} (scripts/test.sh does)")
     return path
