@@ -30,7 +30,6 @@ message and ``sampan-reason``).
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -41,11 +40,10 @@ from control.api.containers import choose_container
 from control.api.image_archives import ACCEPTED_METADATA, accepted, archive_from_metadata, archive_metadata
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService
-from control.server.servicer import MAX_REQUEST_BYTES, abort_with_error, parse_request
+from control.server.servicer import MAX_REQUEST_BYTES, parse_request, serve_stream
 from protos.agent.v1 import agent_pb2
 from protos.api.v1 import core_pb2
 
-log = logging.getLogger(__name__)
 
 LOGS_METHOD = "/sampan.agent.v1.Agent/Logs"
 EXEC_METHOD = "/sampan.agent.v1.Agent/Exec"
@@ -199,23 +197,13 @@ class StreamRelay:
         finally:
             call.cancel()
 
-    async def _serving(self, verb: str, stream: AsyncIterator[bytes],
-                       context: grpc.aio.ServicerContext, *, kind: str = "Pod") -> AsyncIterator[bytes]:
+    def _serving(self, verb: str, stream: AsyncIterator[bytes],
+                 context: grpc.aio.ServicerContext, *, kind: str = "Pod") -> AsyncIterator[bytes]:
         """Relay stream to the client, answering errors as the API does and counting the request."""
-        code = grpc.StatusCode.OK
-        try:
-            async for message in stream:
-                yield message
-        except errors.APIError as err:
-            code = err.code
-            await abort_with_error(context, err)
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("%s failed", verb)
-            await abort_with_error(context, errors.InternalError(
-                f"internal error while serving {verb}; see the control service's log"))
-        finally:
-            self._metrics.requests.labels(kind, verb, code.name).inc()
+        async def opened() -> tuple[str, AsyncIterator[bytes]]:
+            return kind, stream
+
+        return serve_stream(verb, opened, context, self._metrics)
 
     async def close(self) -> None:
         for channel in self._channels.values():

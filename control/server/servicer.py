@@ -196,26 +196,42 @@ def _unary(
     return handler
 
 
+async def serve_stream(
+    verb: str,
+    open_stream: Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]],
+    context: grpc.aio.ServicerContext,
+    metrics: ControlMetrics,
+) -> AsyncIterator[bytes]:
+    """Serve a streaming answer: errors become the API's statuses (INTERNAL,
+    logged, for anything unexpected) and the request is counted once, with
+    the kind that open_stream names."""
+    kind_label = "unknown"
+    code = grpc.StatusCode.OK
+    try:
+        kind_label, stream = await open_stream()
+        async for message in stream:
+            yield message
+    except errors.APIError as err:
+        code = err.code
+        await abort_with_error(context, err)
+    except Exception:
+        code = grpc.StatusCode.INTERNAL
+        log.exception("%s failed", verb)
+        await abort_with_error(context, errors.InternalError(
+            f"internal error while serving {verb}; see the control service's log"))
+    finally:
+        metrics.requests.labels(kind_label, verb, code.name).inc()
+
+
 def _streaming(
     servicer: APIServicer, metrics: ControlMetrics
 ) -> Callable[[bytes, grpc.aio.ServicerContext], AsyncIterator[bytes]]:
     async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        kind_label = "unknown"
-        code = grpc.StatusCode.OK
-        try:
-            request = parse_request(api_pb2.WatchRequest, raw)
-            kind_label, stream = await servicer.watch(request)
-            async for event in stream:
-                yield event
-        except errors.APIError as err:
-            code = err.code
-            await abort_with_error(context, err)
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("watch failed")
-            await abort_with_error(context, errors.InternalError("internal error while serving watch; see the control service's log"))
-        finally:
-            metrics.requests.labels(kind_label, "watch", code.name).inc()
+        async def open_watch() -> tuple[str, AsyncIterator[bytes]]:
+            return await servicer.watch(parse_request(api_pb2.WatchRequest, raw))
+
+        async for event in serve_stream("watch", open_watch, context, metrics):
+            yield event
 
     return handler
 
