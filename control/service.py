@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,8 +22,8 @@ from prometheus_client import start_http_server
 
 from control.api import errors, kinds
 from control.client import Client
-from control.controllers.events import expire_events
-from control.controllers.namespace import run_namespace_controller
+from control.controllers.informers import Informers
+from control.controllers.manager import ControllerContext, ControllerOptions, run_controllers
 from control.scheduler.scheduler import run_scheduler
 from control.server.metrics import ControlMetrics, InstrumentedStore
 from control.server.relay import StreamRelay
@@ -47,6 +47,8 @@ class ControlConfig:
     # Events are deleted this long after they last happened (Kubernetes: 1 h).
     event_ttl: float = 3600.0
     shutdown_grace: float = 5.0
+    # ControllerOptions fields to override (tests shorten the node grace period).
+    controller_options: dict = field(default_factory=dict)
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -127,9 +129,9 @@ class ControlService:
         api = Client.connect(f"{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{self.port}")
         self._tasks = [
             asyncio.create_task(compact_history(self._store, interval=config.compaction_interval)),
-            asyncio.create_task(run_namespace_controller(api)),
             asyncio.create_task(run_scheduler(api)),
-            asyncio.create_task(expire_events(api, ttl=config.event_ttl)),
+            asyncio.create_task(run_controllers(ControllerContext(
+                api, Informers(api), ControllerOptions(event_ttl=config.event_ttl, **config.controller_options)))),
         ]
         self._api = api
         log.info("control service listening on %s:%d (store %s, %d kinds)",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from agent.pods.reflector import Reflector
+from control.reflector import Reflector
 from control.api import errors
 from control.client import Client
 from protos.api.v1 import core_pb2

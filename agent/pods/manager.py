@@ -37,7 +37,7 @@ from agent.pods.config_cache import ConfigCache, references
 from agent.pods.events import EventRecorder
 from agent.pods.pod_sync import PodSyncer
 from agent.pods.probes import ProbeManager
-from agent.pods.reflector import Reflector
+from control.reflector import Reflector
 from agent.pods.relister import PodRelister
 from agent.pods.starter import ContainerStarter
 from agent.pods.status_manager import StatusManager

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from google.protobuf.message import Message
 
-from protos.api.v1 import core_pb2
+from protos.api.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -65,6 +65,15 @@ KINDS: tuple[Kind, ...] = (
     Kind("Secret", "secrets", "v1", True, core_pb2.Secret),
     Kind("Event", "events", "v1", True, core_pb2.Event, ("ev",)),
     Kind("Lease", "leases", "coordination.k8s.io/v1", True, core_pb2.Lease),
+    Kind("ReplicaSet", "replicasets", "apps/v1", True, apps_pb2.ReplicaSet, ("rs",), has_status=True),
+    Kind("Deployment", "deployments", "apps/v1", True, apps_pb2.Deployment, ("deploy",), has_status=True),
+    Kind("DaemonSet", "daemonsets", "apps/v1", True, apps_pb2.DaemonSet, ("ds",), has_status=True),
+    Kind("StatefulSet", "statefulsets", "apps/v1", True, apps_pb2.StatefulSet, ("sts",), has_status=True),
+    Kind("ControllerRevision", "controllerrevisions", "apps/v1", True, apps_pb2.ControllerRevision),
+    Kind("Job", "jobs", "batch/v1", True, batch_pb2.Job, has_status=True),
+    Kind("CronJob", "cronjobs", "batch/v1", True, batch_pb2.CronJob, ("cj",), has_status=True),
+    Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling/v2", True,
+         autoscaling_pb2.HorizontalPodAutoscaler, ("hpa",), has_status=True),
 )
 
 _BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}

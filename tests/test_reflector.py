@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.pods.reflector import Reflector
+from control.reflector import Reflector
 from control.api import manifest
 from tests.agent.pods.support import container, eventually, pod_manifest
 
@@ -55,7 +55,7 @@ async def test_a_reflector_lists_then_follows_changes(api):
 
 
 async def test_an_expired_resource_version_means_listing_again(api, service, caplog):
-    caplog.set_level(logging.INFO, logger="agent.pods.reflector")
+    caplog.set_level(logging.INFO, logger="control.reflector")
     await api.create(config_map("a"))
     changes = Changes()
     reflector = Reflector(api, "ConfigMap", on_change=changes)
