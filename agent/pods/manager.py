@@ -34,7 +34,7 @@ from typing import Callable
 from agent.pods import runtime_specs
 from agent.pods.backoff import BackoffTracker, RestartBackoff
 from agent.pods.config_cache import ConfigCache, references
-from agent.pods.events import EventRecorder
+from control.recorder import EventRecorder
 from agent.pods.pod_sync import PodSyncer
 from agent.pods.probes import ProbeManager
 from control.reflector import Reflector

@@ -32,7 +32,7 @@ from typing import Callable
 
 from agent.pods import runtime_specs
 from agent.pods.backoff import BackoffTracker, format_duration
-from agent.pods.events import EventRecorder
+from control.recorder import EventRecorder
 from agent.pods.probes import ProbeManager, ProbeTarget
 from agent.pods.relister import PodRelister, RuntimeSnapshot
 from agent.pods.starter import ContainerStarter, StartContext, field_path, run_handler

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
-from agent.pods.events import EventRecorder
+from control.recorder import EventRecorder
 from agent.pods.handlers import ActionResult, named_ports, run_exec, run_grpc, run_http_get, run_tcp_socket
 from agent.pods.status import ContainerProbeResults
 from agent.runtime.base import ContainerRuntime

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 from agent.pods import runtime_specs
 from agent.pods.backoff import BackoffTracker
 from agent.pods.env import ConfigSource, ContainerConfigError, expand_all, resolve_env
-from agent.pods.events import EventRecorder
+from control.recorder import EventRecorder
 from agent.pods.handlers import ActionResult, named_ports, run_exec, run_http_get
 from agent.pods.status import Waiting
 from agent.pods.volumes import VolumeError, VolumeManager

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from agent.pods.timestamps import format_time
+from control.api.timestamps import format_time
 from agent.runtime import base
 from protos.api.v1 import core_pb2
 

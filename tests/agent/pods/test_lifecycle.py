@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from agent.pods.timestamps import parse_time
+from control.api.timestamps import parse_time
 from tests.agent.pods.support import (
     NODE,
     condition,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.pods.status import ContainerProbeResults, PodRuntimeState, Waiting, compute_pod_status
-from agent.pods.timestamps import format_time
+from control.api.timestamps import format_time
 from agent.runtime.base import ContainerStatus, SandboxStatus
 from control.api import manifest
 from protos.api.v1 import core_pb2

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agent.pods.events import EventRecorder
+from control.recorder import EventRecorder
 from agent.pods.status_manager import StatusManager
 from protos.api.v1 import core_pb2
 from tests.agent.pods.support import NODE, container, eventually, pod_manifest

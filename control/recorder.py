@@ -1,4 +1,8 @@
-"""Events about pods, recorded through the API without ever holding up a sync.
+"""Events about objects, recorded through the API without ever holding up the recorder's caller.
+
+Every component that reports Events uses one: the agent (component
+``sampan-agent``, about its pods) and the controllers (about the workloads
+they manage).
 
 ``EventRecorder.normal``/``warning`` only append to a bounded queue; ``run`` writes the
 queue out. A write that fails (the control service is down, the namespace is
@@ -18,14 +22,16 @@ import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from agent.pods.timestamps import format_time
-from control.api import errors
+from google.protobuf.message import Message
+
+from control.api import errors, kinds
+from control.api.timestamps import format_time
 from control.client import Client
 from protos.api.v1 import core_pb2
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "sampan-agent"
+AGENT_COMPONENT = "sampan-agent"
 AGGREGATE_SECONDS = 600.0
 _MAX_PENDING = 1000
 _MAX_REMEMBERED = 4096
@@ -33,7 +39,7 @@ _MAX_REMEMBERED = 4096
 
 @dataclass(frozen=True)
 class _Pending:
-    pod: core_pb2.Pod
+    obj: Message
     type: str
     reason: str
     message: str
@@ -42,24 +48,27 @@ class _Pending:
 
 
 class EventRecorder:
-    def __init__(self, api: Client, *, node_name: str) -> None:
+    """Queue Events about objects; ``run`` writes them. component/host fill the Event's source."""
+
+    def __init__(self, api: Client, *, node_name: str = "", component: str = AGENT_COMPONENT) -> None:
         self._api = api
         self._node_name = node_name
+        self._component = component
         self._queue: deque[_Pending] = deque(maxlen=_MAX_PENDING)
         self._wake = asyncio.Event()
         # (uid, field_path, reason, message) -> (event name, namespace, count, first write time)
         self._written: OrderedDict[tuple, tuple[str, str, int, float]] = OrderedDict()
 
-    def normal(self, pod: core_pb2.Pod, reason: str, message: str, *, field_path: str = "") -> None:
-        """Queue a Normal event about pod. Never blocks, never raises."""
-        self._record(pod, "Normal", reason, message, field_path)
+    def normal(self, obj: Message, reason: str, message: str, *, field_path: str = "") -> None:
+        """Queue a Normal event about obj. Never blocks, never raises."""
+        self._record(obj, "Normal", reason, message, field_path)
 
-    def warning(self, pod: core_pb2.Pod, reason: str, message: str, *, field_path: str = "") -> None:
-        """Queue a Warning event about pod. Never blocks, never raises."""
-        self._record(pod, "Warning", reason, message, field_path)
+    def warning(self, obj: Message, reason: str, message: str, *, field_path: str = "") -> None:
+        """Queue a Warning event about obj. Never blocks, never raises."""
+        self._record(obj, "Warning", reason, message, field_path)
 
-    def _record(self, pod: core_pb2.Pod, type_: str, reason: str, message: str, field_path: str) -> None:
-        self._queue.append(_Pending(pod, type_, reason, message, field_path, time.time()))
+    def _record(self, obj: Message, type_: str, reason: str, message: str, field_path: str) -> None:
+        self._queue.append(_Pending(obj, type_, reason, message, field_path, time.time()))
         self._wake.set()
 
     async def run(self) -> None:
@@ -71,11 +80,11 @@ class EventRecorder:
                 try:
                     await self._write(pending)
                 except errors.APIError as err:
-                    log.info("event %s about pod %s/%s dropped: %s", pending.reason,
-                             pending.pod.metadata.namespace, pending.pod.metadata.name, err)
+                    log.info("event %s about %s/%s dropped: %s", pending.reason,
+                             pending.obj.metadata.namespace, pending.obj.metadata.name, err)
 
     async def _write(self, pending: _Pending) -> None:
-        meta = pending.pod.metadata
+        meta = pending.obj.metadata
         key = (meta.uid, pending.field_path, pending.reason, pending.message)
         previous = self._written.get(key)
         if previous is not None and pending.at - previous[3] < AGGREGATE_SECONDS:
@@ -88,16 +97,21 @@ class EventRecorder:
             except errors.NotFoundError:
                 pass
         event = core_pb2.Event(api_version="v1", kind="Event", reason=pending.reason, message=pending.message,
-                               type=pending.type, count=1, reporting_component=COMPONENT,
-                               reporting_instance=self._node_name)
+                               type=pending.type, count=1, reporting_component=self._component,
+                               reporting_instance=self._node_name or self._component)
         event.metadata.name = f"{meta.name}.{uuid.uuid4().hex[:16]}"
-        event.metadata.namespace = meta.namespace
+        kind = kinds.by_type_url(kinds.TYPE_URL_PREFIX + pending.obj.DESCRIPTOR.full_name)
+        # Events about cluster-scoped objects (Nodes) live in the default namespace, as in Kubernetes.
+        event.metadata.namespace = meta.namespace or "default"
         ref = event.involved_object
-        ref.kind, ref.api_version, ref.name, ref.namespace, ref.uid = "Pod", "v1", meta.name, meta.namespace, meta.uid
+        ref.kind, ref.api_version, ref.name, ref.uid = kind.kind, kind.api_version, meta.name, meta.uid
+        if meta.namespace:
+            ref.namespace = meta.namespace
         if pending.field_path:
             ref.field_path = pending.field_path
-        event.source.component = COMPONENT
-        event.source.host = self._node_name
+        event.source.component = self._component
+        if self._node_name:
+            event.source.host = self._node_name
         event.first_timestamp = event.last_timestamp = format_time(pending.at)
         await self._api.create(event)
         self._remember(key, (event.metadata.name, meta.namespace, 1, pending.at))
