@@ -114,6 +114,10 @@ class NodeIdentity:
     runtime_version: str = ""
     runtime_isolated: bool = True
     agent_port: int = 0
+    # Capacity and allocatable to report instead of the machine's (simulated nodes).
+    resources: Mapping[str, str] = field(default_factory=dict)
+    # Taints the Node is created with (kubelet's --register-with-taints); later ones are others' to set.
+    register_with_taints: tuple[core_pb2.Taint, ...] = ()
 
 
 def desired_node(identity: NodeIdentity, facts: MachineFacts) -> core_pb2.Node:
@@ -132,6 +136,7 @@ def desired_node(identity: NodeIdentity, facts: MachineFacts) -> core_pb2.Node:
     if identity.pod_cidr:
         node.spec.pod_cidr = identity.pod_cidr
         node.spec.pod_cidrs.append(identity.pod_cidr)
+    node.spec.taints.extend(identity.register_with_taints)
     return node
 
 
@@ -155,6 +160,8 @@ def node_status(
         **capacity,
         "memory": f"{max(0, memory_ki - MEMORY_PRESSURE_BYTES // 1024)}Ki",
     })
+    status.capacity.update(identity.resources)
+    status.allocatable.update(identity.resources)
     memory_pressure = facts.memory_available_bytes < MEMORY_PRESSURE_BYTES
     disk_pressure = facts.disk_total_bytes > 0 and facts.disk_free_bytes / facts.disk_total_bytes < DISK_PRESSURE_FRACTION
     pid_pressure = facts.pids_in_use > 0.9 * facts.pids_max
@@ -225,7 +232,11 @@ async def register_node(api: Client, identity: NodeIdentity, facts: MachineFacts
 
 
 class NodeLease:
-    """Renews the node's Lease: the heartbeat that says the agent is alive."""
+    """Renews the node's Lease: the heartbeat that says the agent is alive.
+
+    As kubelet does, a renewal updates the Lease as this agent last wrote it,
+    one request; only the first renewal, and one after a failed write, reads
+    it (or creates it) first."""
 
     def __init__(self, api: Client, node_name: str, *, interval: float = 10.0, duration: int = 40) -> None:
         self.api = api
@@ -233,8 +244,16 @@ class NodeLease:
         self.interval = interval
         self.duration = duration
         self.renewals = 0
+        self._latest: core_pb2.Lease | None = None
 
     async def renew(self) -> None:
+        if self._latest is not None:
+            lease = self._latest
+            self._latest = None  # until this write succeeds
+            lease.spec.renew_time = now_micro()
+            self._latest = await self.api.update(lease)
+            self.renewals += 1
+            return
         try:
             lease = await self.api.get("Lease", self.node_name, namespace=LEASE_NAMESPACE)
         except errors.NotFoundError:
@@ -244,12 +263,12 @@ class NodeLease:
             lease.spec.holder_identity = self.node_name
             lease.spec.lease_duration_seconds = self.duration
             lease.spec.acquire_time = lease.spec.renew_time = now_micro()
-            await self.api.create(lease)
+            self._latest = await self.api.create(lease)
         else:
             lease.spec.holder_identity = self.node_name
             lease.spec.lease_duration_seconds = self.duration
             lease.spec.renew_time = now_micro()
-            await self.api.update(lease)
+            self._latest = await self.api.update(lease)
         self.renewals += 1
 
     async def run(self) -> None:

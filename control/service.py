@@ -4,6 +4,9 @@ Wires the pieces together: the store chosen by URL (wrapped with metrics),
 the ResourceService that gives API verbs their meaning, the gRPC server with
 the API service, gRPC health checking and server reflection, the Prometheus
 ``/metrics`` endpoint, history compaction, the controllers and the scheduler.
+Every replica serves the API; the scheduler and the controllers run only on
+the replica that holds the leader Lease (control/leaderelection.py), each
+term on fresh informers, and stop the moment the lease may be lost.
 Stops cleanly on SIGTERM or SIGINT: the gRPC server drains, background tasks
 end, the store closes.
 """
@@ -11,9 +14,12 @@ end, the store closes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -24,9 +30,15 @@ from control.api import errors, kinds
 from control.client import Client
 from control.controllers.informers import Informers
 from control.controllers.manager import ControllerContext, ControllerOptions, run_controllers
+from control.leaderelection import LeaderElectionConfig, LeaderElector
+from control.scheduler.config import SchedulerConfiguration, load_config
 from control.scheduler.scheduler import run_scheduler
 from control.server.metrics import ControlMetrics, InstrumentedStore
+from control.server.allocators import (
+    DEFAULT_NODE_PORT_RANGE, DEFAULT_REPAIR_INTERVAL_SECONDS, DEFAULT_SERVICE_CIDR, ServiceAllocations,
+)
 from control.server.relay import StreamRelay
+from control.server.defaults import DEFAULT_TOLERATION_SECONDS
 from control.server.resources import ResourceService
 from control.server.servicer import SERVICE_NAME, TRANSPORT_MAX_RECEIVE_BYTES, APIServicer, add_api_service
 from control.server.strategy import SYSTEM_NAMESPACES
@@ -49,6 +61,19 @@ class ControlConfig:
     shutdown_grace: float = 5.0
     # ControllerOptions fields to override (tests shorten the node grace period).
     controller_options: dict = field(default_factory=dict)
+    # The scheduler's profiles (--scheduler-config); None: the default profile.
+    scheduler_config: SchedulerConfiguration | None = None
+    # Who runs the scheduler and controllers: the Lease's holder; None: this replica, always.
+    leader_election: LeaderElectionConfig | None = field(default_factory=LeaderElectionConfig)
+    # The controllers' wall clock, epoch seconds (tests pass one they move to drive CronJobs and deadlines).
+    controller_clock: Callable[[], float] = time.time
+    # How long pods tolerate a not-ready or unreachable node by default (--default-toleration-seconds).
+    default_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+    # Where Services' cluster IPs and node ports come from (--service-cidr, --service-node-port-range),
+    # and how often leaked or missing allocation records are repaired after the pass at start.
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
+    allocation_repair_interval: float = DEFAULT_REPAIR_INTERVAL_SECONDS
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -94,14 +119,19 @@ class ControlService:
         self._tasks: list[asyncio.Task] = []
         self._metrics_server = None
         self._relay: StreamRelay | None = None
+        self.elector: LeaderElector | None = None
         self.port = 0
 
     async def start(self) -> None:
         config = self.config
         self._store = InstrumentedStore(await open_store(config.store_url), self.metrics)
-        resources = ResourceService(self._store)
+        allocations = ServiceAllocations(self._store, service_cidr=config.service_cidr,
+                                         node_port_range=config.service_node_port_range)
+        resources = ResourceService(self._store, default_toleration_seconds=config.default_toleration_seconds,
+                                    allocations=allocations)
         self._resources = resources
         await ensure_system_namespaces(resources)
+        await allocations.repair(report=self._report_allocation_problem)
 
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE_BYTES),
@@ -129,13 +159,33 @@ class ControlService:
         api = Client.connect(f"{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{self.port}")
         self._tasks = [
             asyncio.create_task(compact_history(self._store, interval=config.compaction_interval)),
-            asyncio.create_task(run_scheduler(api)),
-            asyncio.create_task(run_controllers(ControllerContext(
-                api, Informers(api), ControllerOptions(event_ttl=config.event_ttl, **config.controller_options)))),
+            asyncio.create_task(allocations.run_repairs(interval=config.allocation_repair_interval,
+                                                        report=self._report_allocation_problem)),
         ]
+        if config.leader_election is None:
+            self.metrics.is_leader.set(1)
+            self._tasks.append(asyncio.create_task(self._lead(api)))
+        else:
+            self.elector = LeaderElector(api, config.leader_election, lead=lambda: self._lead(api),
+                                         on_change=self.metrics.is_leader.set)
+            self._tasks.append(asyncio.create_task(self.elector.run()))
         self._api = api
         log.info("control service listening on %s:%d (store %s, %d kinds)",
                  host, self.port, config.store_url.split("://")[0], len(kinds.KINDS))
+
+    async def _report_allocation_problem(self, service, reason: str, message: str) -> None:
+        await self._resources.record_event(service, type_="Warning", reason=reason, message=message,
+                                           component="ipallocator-repair-controller")
+
+    async def _lead(self, api: Client) -> None:
+        """The leader's work, until cancelled: the scheduler and the controllers, on new informers
+        (shared: one watch of Pods and of Nodes serves both)."""
+        options = ControllerOptions(event_ttl=self.config.event_ttl, **self.config.controller_options)
+        informers = Informers(api)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run_scheduler(api, config=self.config.scheduler_config, informers=informers))
+            group.create_task(run_controllers(ControllerContext(api, informers, options,
+                                                                clock=self.config.controller_clock)))
 
     async def stop(self) -> None:
         # Controllers first, then the watch cache: that ends every open watch
@@ -160,6 +210,59 @@ class ControlService:
         log.info("control service stopped")
 
 
+_LEADER_ELECTION_FLAGS = {
+    "lease_duration": "--leader-elect-lease-duration",
+    "renew_deadline": "--leader-elect-renew-deadline",
+    "retry_period": "--leader-elect-retry-period",
+    "identity": "--identity",
+}
+
+
+def leader_election_from_args(args) -> LeaderElectionConfig | None:
+    """The --leader-elect* and --identity flags as a LeaderElectionConfig (None: no election).
+
+    A ValueError names the flag at fault.
+    """
+    if not getattr(args, "leader_elect", True):
+        return None
+    given = {name: getattr(args, flag.lstrip("-").replace("-", "_"), None)
+             for name, flag in _LEADER_ELECTION_FLAGS.items()}
+    try:
+        return LeaderElectionConfig(**{name: value for name, value in given.items() if value is not None})
+    except ValueError as err:
+        message = str(err)
+        for name, flag in _LEADER_ELECTION_FLAGS.items():
+            message = message.replace(name, flag)
+        raise ValueError(message) from None
+
+
+# ``sampan control`` flags for the node lifecycle: ControllerOptions field -> (flag, smallest value, inclusive).
+_NODE_LIFECYCLE_FLAGS = {
+    "node_monitor_grace_period": ("--node-monitor-grace-period", 0.0, False),
+    "node_monitor_period": ("--node-monitor-period", 0.0, False),
+    "node_eviction_rate": ("--node-eviction-rate", 0.0, True),
+}
+
+
+def node_lifecycle_from_args(args) -> dict:
+    """ControlConfig fields from the node lifecycle flags that were given. A ValueError names the flag at fault."""
+    options = {}
+    for name, (flag, least, inclusive) in _NODE_LIFECYCLE_FLAGS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if value < least or (value == least and not inclusive):
+            raise ValueError(f"{flag}: Invalid value: {value:g}: must be {'>=' if inclusive else '>'} {least:g}")
+        options[name] = value
+    fields: dict = {"controller_options": options} if options else {}
+    seconds = getattr(args, "default_toleration_seconds", None)
+    if seconds is not None:
+        if seconds < 0:
+            raise ValueError(f"--default-toleration-seconds: Invalid value: {seconds}: must be >= 0")
+        fields["default_toleration_seconds"] = seconds
+    return fields
+
+
 async def serve(config: ControlConfig) -> None:
     service = ControlService(config)
     stop = asyncio.Event()
@@ -182,8 +285,14 @@ def run(args) -> int:
         metrics_listen=args.metrics_listen,
         compaction_interval=getattr(args, "compaction_interval", None) or ControlConfig.compaction_interval,
         event_ttl=getattr(args, "event_ttl", None) or ControlConfig.event_ttl,
+        service_cidr=getattr(args, "service_cidr", None) or ControlConfig.service_cidr,
+        service_node_port_range=getattr(args, "service_node_port_range", None) or ControlConfig.service_node_port_range,
     )
     try:
+        config = dataclasses.replace(config, **node_lifecycle_from_args(args))
+        config = dataclasses.replace(config, leader_election=leader_election_from_args(args))
+        if getattr(args, "scheduler_config", None):
+            config = dataclasses.replace(config, scheduler_config=load_config(args.scheduler_config))
         asyncio.run(serve(config))
     except ValueError as err:
         log.error("%s", err)

@@ -17,10 +17,12 @@ import pytest
 from tests.bench.agent_node import containerd_missing
 from tests.bench.report import (
     BREAKDOWN_HEADER,
+    FAILOVER_HEADER,
     FANOUT_HEADER,
     FOOTPRINT_HEADER,
     POD_STAGES_HEADER,
     POD_STARTUP_HEADER,
+    SCHEDULER_HEADER,
     THROUGHPUT_HEADER,
 )
 
@@ -41,7 +43,8 @@ def test_quick_benchmarks_run_and_print_their_tables():
         stdout, stderr = bench.communicate()
         pytest.fail(f"python -m tests.bench --quick took over 120 s; stderr:\n{stderr[-4000:]}")
     assert bench.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
-    headers = [THROUGHPUT_HEADER, BREAKDOWN_HEADER, FANOUT_HEADER, FOOTPRINT_HEADER]
+    headers = [THROUGHPUT_HEADER, BREAKDOWN_HEADER, FANOUT_HEADER, FOOTPRINT_HEADER, FAILOVER_HEADER,
+               SCHEDULER_HEADER]
     if containerd_missing() is None:
         headers += [POD_STARTUP_HEADER, POD_STAGES_HEADER]
     for header in headers:

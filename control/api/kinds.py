@@ -12,7 +12,7 @@ from typing import Iterable
 
 from google.protobuf.message import Message
 
-from protos.api.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2
+from protos.api.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2, services_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -74,6 +74,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("CronJob", "cronjobs", "batch/v1", True, batch_pb2.CronJob, ("cj",), has_status=True),
     Kind("HorizontalPodAutoscaler", "horizontalpodautoscalers", "autoscaling/v2", True,
          autoscaling_pb2.HorizontalPodAutoscaler, ("hpa",), has_status=True),
+    Kind("Service", "services", "v1", True, services_pb2.Service, ("svc",), has_status=True),
+    Kind("Endpoints", "endpoints", "v1", True, services_pb2.Endpoints, ("ep",)),
+    Kind("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", True, services_pb2.EndpointSlice),
 )
 
 _BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}

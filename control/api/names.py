@@ -73,6 +73,21 @@ def dns1123_label_errors(value: str) -> list[str]:
     return errors
 
 
+_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+    "start with an alphabetic character, and end with an alphanumeric character"
+)
+
+
+def dns1035_label_errors(value: str) -> list[str]:
+    """A DNS label starting with a letter: Service names, which become DNS names."""
+    errors = [_too_long(63)] if len(value) > 63 else []
+    if not re.fullmatch(_DNS1035_LABEL_FMT, value):
+        errors.append(_regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
+    return errors
+
+
 def dns1123_subdomain_errors(value: str) -> list[str]:
     """A DNS subdomain: dot-separated labels, at most 253 characters (most object names)."""
     errors = [_too_long(253)] if len(value) > 253 else []

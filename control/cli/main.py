@@ -89,6 +89,20 @@ def build_parser() -> CommandLineParser:
     _define_exec(command("exec", module="exec", help="Execute a command in a container."))
     _define_image(command("image", module="image", help="Manage the images in the nodes' image stores."), common)
     _define_top(command("top", module="top", help="Display resource (CPU/memory) usage of nodes or pods."), common)
+    _define_scale(command("scale", module="scale",
+                          help="Set a new size for a deployment, replica set or stateful set."))
+    _define_rollout(command("rollout", module="rollout", help="Manage the rollout of a resource."), common)
+    _define_set(command("set", module="set_image", help="Set specific features on objects."), common)
+    _define_autoscale(command("autoscale", module="autoscale",
+                              help="Create a horizontal pod autoscaler for a Deployment, ReplicaSet or StatefulSet."))
+    _define_expose(command("expose", module="expose",
+                           help="Expose a deployment, replica set, pod or service as a new Service."))
+    _define_cordon(command("cordon", module="cordon", help="Mark node as unschedulable."))
+    _define_cordon(command("uncordon", module="cordon", help="Mark node as schedulable."))
+    _define_drain(command("drain", module="drain", help="Drain node in preparation for maintenance."))
+    _define_label(command("label", module="label", help="Update the labels on a resource."), what="label")
+    _define_label(command("annotate", module="label", help="Update the annotations on a resource."),
+                  what="annotation")
     _define_api_resources(command("api-resources", module="api_resources",
                                   help="Print the supported API resources on the server."))
     _define_version(command("version", module="version", help="Print the client and server version."))
@@ -98,6 +112,9 @@ def build_parser() -> CommandLineParser:
                           help="Run the node agent: register this machine and run the pods bound to it."))
     _define_up(command("up", module="up", client=False,
                        help="Bring up a single-node cluster on this machine (control service and agent)."))
+    _define_simulate_nodes(command(
+        "simulate-nodes", module="simulate_nodes",
+        help="Register simulated nodes that run their pods without containers (scale tests)."))
     return parser
 
 
@@ -149,6 +166,11 @@ def _define_create(sub: argparse.ArgumentParser, common: argparse.ArgumentParser
     generic.add_argument("name", metavar="NAME")
     generic.add_argument("--type", default="Opaque", help="the secret's type (default Opaque)")
     secret.set_defaults(what="secret")
+    job = what.add_parser("job", parents=[common, output], help="Create a job now from a cronjob's job template.")
+    job.add_argument("name", metavar="NAME")
+    job.add_argument("--from", dest="from_object", required=True, metavar="cronjob/NAME",
+                     help="the cronjob whose jobTemplate the job runs (as a scheduled run would)")
+    job.set_defaults(what="job")
 
 
 def _define_get(sub: argparse.ArgumentParser) -> None:
@@ -184,13 +206,50 @@ def _define_delete(sub: argparse.ArgumentParser) -> None:
                      help="seconds the pod has to stop (-1: the pod's own; 0 only with --force)")
     sub.add_argument("--now", action="store_true", help="--grace-period=1")
     sub.add_argument("--force", action="store_true", help="remove at once, without waiting for the node")
-    sub.add_argument("--cascade", default="background", metavar="background|orphan|foreground",
-                     help="what happens to dependents (default background)")
+    sub.add_argument("--cascade", nargs="?", const="background", default="background",
+                     metavar="background|orphan|foreground",
+                     help="what happens to dependents: deleted after (background, the default) or before "
+                          "(foreground) the object, or kept (orphan)")
     sub.add_argument("--wait", type=parse_bool, nargs="?", const=True, default=True, metavar="BOOL",
                      help="wait until the objects are gone (default true)")
     sub.add_argument("--timeout", default="0s", metavar="DURATION",
                      help="give up waiting after this long (0s: no limit)")
     sub.add_argument("--ignore-not-found", action="store_true", help="a missing object is no error")
+
+
+def _define_cordon(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("nodes", nargs="*", metavar="NODE", help="the nodes (or -l)")
+    sub.add_argument("-l", "--selector", default="", metavar="SELECTOR", help="the nodes this label selector selects")
+
+
+def _define_drain(sub: argparse.ArgumentParser) -> None:
+    _define_cordon(sub)
+    sub.add_argument("--ignore-daemonsets", action="store_true",
+                     help="leave DaemonSet-managed pods (they would come back at once) instead of refusing")
+    sub.add_argument("--force", action="store_true",
+                     help="also delete pods that no controller manages (they are not recreated)")
+    sub.add_argument("--delete-emptydir-data", action="store_true",
+                     help="also delete pods with emptyDir volumes (their data is lost)")
+    sub.add_argument("--grace-period", type=int, default=-1, metavar="SECONDS",
+                     help="seconds each pod has to stop (-1: the pod's own)")
+    sub.add_argument("--timeout", default="0s", metavar="DURATION",
+                     help="give up waiting for the pods to go after this long (0s: no limit)")
+    sub.add_argument("--pod-selector", default="", metavar="SELECTOR", help="only the pods this label selector selects")
+    sub.add_argument("--skip-wait-for-delete-timeout", type=int, default=0, metavar="SECONDS",
+                     help="do not wait for pods deleted more than this long ago (an unreachable node's; 0: wait)")
+
+
+def _define_label(sub: argparse.ArgumentParser, *, what: str) -> None:
+    sub.add_argument("arguments", nargs="+", metavar="KIND NAME... | KIND/NAME... KEY=VALUE... KEY-...",
+                     help=f"the objects, then the {what}s to set (KEY=VALUE) or remove (KEY-)")
+    sub.add_argument("--overwrite", action="store_true", help=f"allow changing an existing {what}'s value")
+    sub.add_argument("--all", action="store_true", help="every object of the kind in the namespace")
+    sub.add_argument("-l", "--selector", default="", metavar="SELECTOR", help="the objects this selects")
+    sub.add_argument("-A", "--all-namespaces", action="store_true", help="select across all namespaces")
+    sub.add_argument("--list", action="store_true", help=f"print each object's {what}s instead of changing them")
+    sub.add_argument("--resource-version", default="", metavar="VERSION",
+                     help="change the object only if this is still its resourceVersion (one object only)")
+    sub.set_defaults(what=what, intermixed="arguments")
 
 
 def _container_flags(sub: argparse.ArgumentParser) -> None:
@@ -242,6 +301,87 @@ def _define_top(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -
     pods.set_defaults(what="pods")
 
 
+def _define_scale(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("resources", nargs="+", metavar="KIND/NAME",
+                     help="the objects: KIND/NAME ... or KIND NAME ...")
+    sub.add_argument("--replicas", type=int, default=None, metavar="COUNT", help="the new number of replicas")
+    sub.add_argument("--current-replicas", type=int, default=-1, metavar="COUNT",
+                     help="precondition: scale only if the object has this many replicas now (-1: any)")
+
+
+def _define_rollout(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=CommandLineParser)
+    verbs.required = True
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("resources", nargs="+", metavar="KIND/NAME",
+                        help="the objects: KIND/NAME ... or KIND NAME ...")
+    status = verbs.add_parser("status", parents=[common, target], help="Show the status of the rollout.")
+    status.add_argument("-w", "--watch", type=parse_bool, nargs="?", const=True, default=True, metavar="BOOL",
+                        help="follow the rollout until it is done (default true)")
+    status.add_argument("--timeout", default="0s", metavar="DURATION",
+                        help="give up waiting after this long (0s: no limit)")
+    status.add_argument("--revision", type=int, default=0, metavar="N",
+                        help="pin the status to this revision (0: the latest)")
+    history = verbs.add_parser("history", parents=[common, target], help="View rollout history.")
+    history.add_argument("--revision", type=int, default=0, metavar="N",
+                         help="show the pod template of this revision")
+    undo = verbs.add_parser("undo", parents=[common, target], help="Undo a previous rollout.")
+    undo.add_argument("--to-revision", type=int, default=0, metavar="N",
+                      help="the revision to roll back to (0: the previous one)")
+    verbs.add_parser("pause", parents=[common, target], help="Mark the provided resource as paused.")
+    verbs.add_parser("resume", parents=[common, target], help="Resume a paused resource.")
+    verbs.add_parser("restart", parents=[common, target], help="Restart a resource (roll out every pod again).")
+
+
+def _define_set(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    what = sub.add_subparsers(dest="what", metavar="image", parser_class=CommandLineParser)
+    what.required = True
+    image = what.add_parser("image", parents=[common],
+                            help="Update the images of a pod template (or a pod's containers).")
+    image.add_argument("arguments", nargs="+", metavar="KIND/NAME|CONTAINER=IMAGE",
+                       help="the objects, then one or more CONTAINER=IMAGE (*=IMAGE: every container)")
+    image.set_defaults(module="control.cli.commands.set_image")
+
+
+def _define_autoscale(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("target", nargs="+", metavar="KIND/NAME",
+                     help="what to autoscale: deployment/web, statefulset/db (or KIND NAME: replicaset web)")
+    sub.add_argument("--min", type=int, default=-1, metavar="N",
+                     help="the fewest pods the autoscaler may leave (default: the server's, 1)")
+    sub.add_argument("--max", type=int, default=-1, metavar="N",
+                     help="the most pods the autoscaler may make (required)")
+    sub.add_argument("--cpu-percent", type=int, default=-1, metavar="PERCENT",
+                     help="the pods' average CPU use to aim at, in percent of their requests "
+                          "(default: the server's, 80)")
+    sub.add_argument("--name", default="", help="the autoscaler's name (default: the target's)")
+    sub.add_argument("--dry-run", choices=("none", "client"), default="none",
+                     help="client: only print the autoscaler that would be created")
+    sub.add_argument("-o", "--output", choices=("yaml", "json", "name"),
+                     help="print the created autoscaler in this format")
+
+
+def _define_expose(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("target", nargs="+", metavar="KIND/NAME",
+                     help="what to expose: deployment/web, replicaset/web, pod/web, service/web (or KIND NAME)")
+    sub.add_argument("--port", type=int, default=None, metavar="PORT",
+                     help="the Service's port (default: each container port of the pods)")
+    sub.add_argument("--target-port", default="", metavar="PORT|NAME",
+                     help="the pods' port, a number or a container port's name (default: the port)")
+    sub.add_argument("--protocol", default="", choices=("", "TCP", "UDP", "SCTP"), metavar="TCP|UDP|SCTP",
+                     help="the port's protocol (default: the container port's, else TCP)")
+    sub.add_argument("--type", default="", metavar="ClusterIP|NodePort|LoadBalancer",
+                     help="the Service's type (default ClusterIP)")
+    sub.add_argument("--cluster-ip", default="", metavar="IP|None",
+                     help="the cluster IP to ask for, or None for a headless Service (default: allocated)")
+    sub.add_argument("--name", default="", help="the Service's name (default: the object's)")
+    sub.add_argument("-l", "--selector", default="", metavar="KEY=VALUE,...",
+                     help="the pods the Service selects (default: the object's selector or labels)")
+    sub.add_argument("--dry-run", choices=("none", "client"), default="none",
+                     help="client: only print the Service that would be created")
+    sub.add_argument("-o", "--output", choices=("yaml", "json", "name"),
+                     help="print the created Service in this format")
+
+
 def parse_command_line(parser: CommandLineParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Parse argv; for a command taking ``command_argv``, what follows ``--`` is that."""
     if "--" in argv:
@@ -269,7 +409,8 @@ def _define_version(sub: argparse.ArgumentParser) -> None:
 
 def _define_control(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--store", default="sqlite:///var/lib/sampan/state.db", metavar="URL",
-                     help="state store: sqlite:///PATH or etcd://HOST:PORT")
+                     help="state store: sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT...] (etcd members, "
+                          "tried in order)")
     sub.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT", help="the API's gRPC address")
     sub.add_argument("--metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT",
                      help="the Prometheus /metrics address ('' to disable)")
@@ -277,6 +418,38 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
                      help="compact store history older than this, this often (default 300)")
     sub.add_argument("--event-ttl", type=float, default=None, metavar="SECONDS",
                      help="delete Events this long after they last happened (default 3600)")
+    sub.add_argument("--scheduler-config", default=None, metavar="FILE",
+                     help="the scheduler's profiles and plugins, as a KubeSchedulerConfiguration YAML file")
+    sub.add_argument("--node-monitor-grace-period", type=float, default=None, metavar="SECONDS",
+                     help="a node heard from neither by its Lease nor its status for this long becomes "
+                          "Unknown and unreachable (default 50)")
+    sub.add_argument("--node-monitor-period", type=float, default=None, metavar="SECONDS",
+                     help="how often node health is checked (default 5)")
+    sub.add_argument("--node-eviction-rate", type=float, default=None, metavar="NODES_PER_SECOND",
+                     help="how many unhealthy nodes a second get the NoExecute taint that evicts their pods, "
+                          "while a zone is healthy (default 0.1)")
+    sub.add_argument("--service-cidr", default=None, metavar="CIDR",
+                     help="the IPv4 range Services' cluster IPs come from (default 10.96.0.0/12)")
+    sub.add_argument("--service-node-port-range", default=None, metavar="FIRST-LAST",
+                     help="the ports NodePort Services' node ports come from (default 30000-32767)")
+    sub.add_argument("--default-toleration-seconds", type=int, default=None, metavar="SECONDS",
+                     help="how long pods tolerate a not-ready or unreachable node unless they say otherwise "
+                          "(default 300)")
+    sub.add_argument("--leader-elect", type=parse_bool, default=True, metavar="BOOL",
+                     help="run the scheduler and controllers only while holding the leader Lease "
+                          "(kube-system/sampan-control-plane), so several replicas can share one store "
+                          "(default true; false: this replica always runs them)")
+    sub.add_argument("--leader-elect-lease-duration", type=float, default=None, metavar="SECONDS",
+                     help="whole seconds the other replicas wait, after the lease last changed, "
+                          "before taking it (default 15)")
+    sub.add_argument("--leader-elect-renew-deadline", type=float, default=None, metavar="SECONDS",
+                     help="the leader stops leading when it has not renewed the lease for this long "
+                          "(default 10; less than the lease duration)")
+    sub.add_argument("--leader-elect-retry-period", type=float, default=None, metavar="SECONDS",
+                     help="how often the leader renews and the others try (default 2)")
+    sub.add_argument("--identity", default=None, metavar="NAME",
+                     help="this replica's name in the leader Lease, unique among the replicas "
+                          "(default: the hostname and a random suffix)")
 
 
 def _define_agent(sub: argparse.ArgumentParser) -> None:
@@ -298,6 +471,22 @@ def _define_agent(sub: argparse.ArgumentParser) -> None:
                      help="first container restart back-off (doubles each crash)")
     sub.add_argument("--restart-backoff-max", type=float, default=300.0, metavar="SECONDS",
                      help="the longest container restart back-off")
+
+
+def _define_simulate_nodes(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--count", type=int, required=True, metavar="N", help="how many nodes")
+    sub.add_argument("--pods-per-node", type=int, default=110, metavar="M", help="each node's pod capacity")
+    sub.add_argument("--name-prefix", default="hollow-", metavar="PREFIX",
+                     help="node names are PREFIX0 .. PREFIX<N-1> (default hollow-)")
+    sub.add_argument("--cpu", default="4", metavar="QUANTITY", help="each node's allocatable CPU")
+    sub.add_argument("--memory", default="16Gi", metavar="QUANTITY", help="each node's allocatable memory")
+    sub.add_argument("--labels", default="", metavar="K=V,...", help="labels to put on every node")
+    sub.add_argument("--taints", default="", metavar="K[=V]:EFFECT,...",
+                     help="taints every node is registered with (EFFECT: NoSchedule, PreferNoSchedule, NoExecute)")
+    sub.add_argument("--lease-interval", type=float, default=10.0, metavar="SECONDS",
+                     help="how often each node renews its Lease")
+    sub.add_argument("--status-interval", type=float, default=300.0, metavar="SECONDS",
+                     help="how often each node rewrites its status")
 
 
 def _define_up(sub: argparse.ArgumentParser) -> None:
@@ -332,6 +521,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parse_command_line(parser, list(sys.argv[1:] if argv is None else argv))
+        intermixed = getattr(args, "intermixed", None)
+        if intermixed and extra and not any(argument.startswith("-") for argument in extra):
+            # Positionals that continue after flags (label pods --all app=web), as kubectl allows.
+            setattr(args, intermixed, [*getattr(args, intermixed), *extra])
+            extra = []
         if extra:
             what = "unknown flag" if extra[0].startswith("-") else "unexpected argument"
             raise UsageError(f"error: {what}: {extra[0]} (see '{PROG} {args.command} --help')")

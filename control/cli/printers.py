@@ -13,19 +13,27 @@ containers, STATUS is the first of: an init container's trouble
 terminated reason (``ContainerCreating``, ``CrashLoopBackOff``,
 ``Completed``, ``Error``), the pod's reason or phase; ``Terminating`` while a
 deletion is pending. RESTARTS adds "(5m ago)" once a container has restarted.
+
+The workload kinds' cells (Deployment, ReplicaSet, DaemonSet, StatefulSet,
+ControllerRevision, Job, CronJob, HorizontalPodAutoscaler) are in
+workload_cells.py, those of Services, Endpoints and EndpointSlices in
+service_cells.py; their columns are registered here with the others.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
 from google.protobuf.message import Message
 
 from control.api import kinds
 from control.cli import durations, tabwriter
+from control.cli import service_cells as services
+from control.cli import workload_cells as workloads
 from control.cli.objects import resource_type
+from control.cli.workload_cells import format_labels
 
 NONE = "<none>"
 TABLE_MIN_WIDTH = 6
@@ -273,18 +281,42 @@ COLUMNS: dict[str, KindColumns] = {
                           "COUNT", "NAME"),
                          event_cells, has_name=False),
     "Lease": KindColumns(("NAME", "HOLDER", "AGE"), (), lease_cells),
+    "Deployment": KindColumns(("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"),
+                              ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"),
+                              workloads.deployment_cells),
+    "ReplicaSet": KindColumns(("NAME", "DESIRED", "CURRENT", "READY", "AGE"),
+                              ("NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"),
+                              workloads.replica_set_cells),
+    "DaemonSet": KindColumns(("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR",
+                              "AGE"),
+                             ("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR",
+                              "AGE", "CONTAINERS", "IMAGES", "SELECTOR"),
+                             workloads.daemon_set_cells),
+    "StatefulSet": KindColumns(("NAME", "READY", "AGE"), ("NAME", "READY", "AGE", "CONTAINERS", "IMAGES"),
+                               workloads.stateful_set_cells),
+    "ControllerRevision": KindColumns(("NAME", "CONTROLLER", "REVISION", "AGE"), (),
+                                      workloads.controller_revision_cells),
+    "Job": KindColumns(("NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"),
+                       ("NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"),
+                       workloads.job_cells),
+    "CronJob": KindColumns(("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"),
+                           ("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE",
+                            "CONTAINERS", "IMAGES", "SELECTOR"),
+                           workloads.cron_job_cells),
+    "HorizontalPodAutoscaler": KindColumns(("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"),
+                                           (), workloads.hpa_cells),
+    "Service": KindColumns(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
+                           ("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"),
+                           services.service_cells),
+    "Endpoints": KindColumns(("NAME", "ENDPOINTS", "AGE"), (), services.endpoints_cells),
+    "EndpointSlice": KindColumns(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (),
+                                 services.endpoint_slice_cells),
 }
 GENERIC_COLUMNS = KindColumns(("NAME", "AGE"), (), generic_cells)
 
 
 def columns_for(kind: kinds.Kind) -> KindColumns:
     return COLUMNS.get(kind.kind, GENERIC_COLUMNS)
-
-
-def format_labels(labels: Mapping[str, str]) -> str:
-    """k8s labels.FormatLabels: sorted key=value pairs, or <none>."""
-    text = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-    return text or NONE
 
 
 def headers(kind: kinds.Kind, *, wide: bool = False, all_namespaces: bool = False,

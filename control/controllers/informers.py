@@ -13,7 +13,9 @@ copies, never mutate them: a cached message is replaced, not changed.
 
 A controller that writes an object can ``assume`` the result at once, so its
 next pass sees the write before the watch reports it (otherwise a ReplicaSet
-reconciled twice in a row would create its pods twice).
+reconciled twice in a row would create its pods twice). A watch event still
+in flight from before that write (an older resourceVersion of the same
+object) then leaves the assumed copy in place.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ class Informer:
     # ------------------------------------------------------------ bookkeeping
 
     def _changed(self, old: Message | None, new: Message | None) -> None:
+        if (old is not None and new is not None and old.metadata.uid == new.metadata.uid
+                and _version(new) < _version(old)):
+            # A watch event written before a copy assumed here: keep the newer copy.
+            self.reflector.items[(new.metadata.namespace, new.metadata.name)] = old
+            return
         if old is not None:
             self._unindex(old)
         if new is not None:

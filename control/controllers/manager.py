@@ -47,13 +47,27 @@ class ControllerOptions:
     # node is unhealthy they stop.
     unhealthy_zone_threshold: float = 0.55
     large_cluster_size_threshold: int = 50
+    # Pod garbage collection: how often it looks, how long a pod's node must be
+    # missing before the pod is force-deleted, and how many terminated pods are kept.
+    pod_gc_period: float = 20.0
+    pod_gc_orphan_quarantine: float = 40.0
+    terminated_pod_gc_threshold: int = 12500
     # Horizontal pod autoscaler: how often it looks, and how far back scale-down decisions reach.
     hpa_sync_period: float = 15.0
     hpa_downscale_stabilization: float = 300.0
+    # Jobs: the delay before replacing a failed pod, doubling per failure up to the maximum.
+    job_backoff_base: float = 10.0
+    job_backoff_max: float = 360.0
+    # Longest a Job, CronJob or TTL controller waits for a time on ctx.clock
+    # (a schedule, a deadline, an expiry) before looking again: a guard
+    # against clock jumps, and how tests that move the clock get a quick look.
+    clock_recheck_max: float = 300.0
     # Events are deleted this long after they last happened (Kubernetes: 1 h).
     event_ttl: float = 3600.0
     # Workers per controller.
     workers: int = 2
+    # Endpoints per EndpointSlice (Kubernetes' --max-endpoints-per-slice).
+    max_endpoints_per_slice: int = 100
 
 
 @dataclass
@@ -70,12 +84,38 @@ Controller = Callable[[ControllerContext], Awaitable[None]]
 
 def _controllers() -> dict[str, Controller]:
     """Every controller, by name (imported here so each module stays independent)."""
+    from control.controllers.cronjob import run_cronjob_controller
+    from control.controllers.daemonset import run_daemonset_controller
+    from control.controllers.deployment import run_deployment_controller
+    from control.controllers.endpoints import run_endpoints_controller
     from control.controllers.events import expire_events
+    from control.controllers.garbage_collector import run_garbage_collector
+    from control.controllers.horizontal import run_horizontal_controller
+    from control.controllers.job import run_job_controller
     from control.controllers.namespace import run_namespace_controller
+    from control.controllers.node_lifecycle import run_node_lifecycle_controller
+    from control.controllers.pod_gc import run_pod_gc
+    from control.controllers.replicaset import run_replicaset_controller
+    from control.controllers.statefulset import run_statefulset_controller
+    from control.controllers.taint_eviction import run_taint_eviction_controller
+    from control.controllers.ttl_after_finished import run_ttl_after_finished_controller
 
     return {
         "namespace": lambda ctx: run_namespace_controller(ctx.api),
         "event-ttl": lambda ctx: expire_events(ctx.api, ttl=ctx.options.event_ttl),
+        "replicaset": run_replicaset_controller,
+        "deployment": run_deployment_controller,
+        "garbage-collector": run_garbage_collector,
+        "node-lifecycle": run_node_lifecycle_controller,
+        "taint-eviction": run_taint_eviction_controller,
+        "pod-gc": run_pod_gc,
+        "daemonset": run_daemonset_controller,
+        "statefulset": run_statefulset_controller,
+        "job": run_job_controller,
+        "cronjob": run_cronjob_controller,
+        "ttl-after-finished": run_ttl_after_finished_controller,
+        "horizontal-pod-autoscaler": run_horizontal_controller,
+        "endpoints": run_endpoints_controller,
     }
 
 

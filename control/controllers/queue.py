@@ -34,9 +34,13 @@ class WorkQueue:
             self._queue.put_nowait(key)
 
     def add_after(self, key: Hashable, delay: float) -> None:
-        if key in self._delayed:
-            return
+        """Add key after delay seconds; of several waits for one key, the earliest wins."""
         loop = asyncio.get_running_loop()
+        waiting = self._delayed.get(key)
+        if waiting is not None:
+            if waiting.when() <= loop.time() + delay:
+                return
+            waiting.cancel()
 
         def fire() -> None:
             self._delayed.pop(key, None)

@@ -42,6 +42,9 @@ class ControlMetrics:
             buckets=_SIZE_BUCKETS, registry=self.registry)
         self.store_revision = Gauge(
             "sampan_store_revision", "The latest store revision this service wrote or read.", registry=self.registry)
+        self.is_leader = Gauge(
+            "sampan_leader_is_leader", "1 while this replica leads (runs the scheduler and controllers), else 0.",
+            registry=self.registry)
 
 
 class InstrumentedStore:

@@ -14,7 +14,9 @@ and watch mean for a Kubernetes-shaped object.
   (everything but metadata and status) bumps generation.
 - Kinds with a status subresource keep status out of ordinary updates.
 - Deletion is graceful for pods bound to a node (the node confirms) and waits
-  for finalizers; otherwise it is immediate.
+  for finalizers; otherwise it is immediate. A Foreground or Orphan
+  propagation policy adds the garbage collector's finalizer, so the object
+  waits for its dependents to be deleted or freed.
 - An update that changes nothing is not written (the resourceVersion stays),
   which is how ``apply`` tells "unchanged" from "configured".
 """
@@ -26,12 +28,13 @@ import secrets
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import DecodeError, Message
 
 from control.api import errors, kinds, manifest, mergepatch, selectors
 from control.server import defaults, strategy, validation
+from control.server.allocators import ServiceAllocations
 from control.server.watchcache import CacheReset, SubscriberTooSlow, WatchCache
 from control.store import (
     CompactedError,
@@ -47,6 +50,9 @@ from control.store import (
 _MAX_RETRIES = 16
 _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _DECODE_CACHE_SIZE = 8192
+# The garbage collector's finalizers (control/controllers/garbage_collector.py).
+ORPHAN_FINALIZER = "orphan"
+FOREGROUND_FINALIZER = "foregroundDeletion"
 
 
 def utc_now() -> datetime:
@@ -65,9 +71,15 @@ def describe(kind: kinds.Kind, name: str) -> str:
 class ResourceService:
     """The semantics of every API verb, for every kind, over one Store."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utc_now, cache_watches: bool = True) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utc_now, cache_watches: bool = True,
+                 default_toleration_seconds: int = defaults.DEFAULT_TOLERATION_SECONDS,
+                 allocations: ServiceAllocations | None = None) -> None:
         self.store = store
         self.clock = clock
+        # Services' cluster IPs and node ports, taken around each Service write (allocators.py).
+        self.allocations = allocations if allocations is not None else ServiceAllocations(store)
+        # How long pods tolerate a not-ready or unreachable node unless they say otherwise.
+        self.default_toleration_seconds = default_toleration_seconds
         self._decoded: OrderedDict[tuple[str, int], Message] = OrderedDict()
         self.watch_cache = WatchCache(store, self.decode) if cache_watches else None
         if self.watch_cache is not None:
@@ -155,29 +167,34 @@ class ResourceService:
         else:
             meta.ClearField("namespace")
         generated = not meta.name and bool(meta.generate_name)
-        defaults.apply_defaults(kind, obj)
+        defaults.apply_defaults(kind, obj, toleration_seconds=self.default_toleration_seconds)
         prepare = strategy.strategy_for(kind).prepare_for_create
-        if prepare is not None:
-            prepare(obj)
         for attempt in range(_MAX_RETRIES if generated else 1):
+            # Each attempt starts again from the defaulted object: the kind's
+            # preparation may write the name and uid into it (a Job's selector).
+            new = kind.message()
+            new.CopyFrom(obj)
             if generated:
                 suffix = "".join(secrets.choice(_GENERATE_NAME_ALPHABET) for _ in range(5))
-                meta.name = meta.generate_name + suffix
-            self._check_valid(kind, obj)
-            if kind.namespaced:
-                await self._check_namespace_open(meta.namespace)
-            meta.uid = str(uuid.uuid4())
-            meta.creation_timestamp = format_time(self.clock())
+                new.metadata.name = meta.generate_name + suffix
+            new.metadata.uid = str(uuid.uuid4())
+            new.metadata.creation_timestamp = format_time(self.clock())
             if strategy.has_spec(kind):
-                meta.generation = 1
-            key = kind.storage_key(namespace=meta.namespace, name=meta.name)
+                new.metadata.generation = 1
+            if prepare is not None:
+                prepare(new)
+            self._check_valid(kind, new)
+            if kind.namespaced:
+                await self._check_namespace_open(new.metadata.namespace)
+            key = kind.storage_key(namespace=new.metadata.namespace, name=new.metadata.name)
             try:
-                kv = await self.store.create(key, self.encode(obj))
+                async with self.allocations.claim(kind, new):
+                    kv = await self.store.create(key, self.encode(new))
             except KeyExistsError:
                 if generated:
                     continue
-                raise errors.AlreadyExistsError(f"{describe(kind, meta.name)} already exists") from None
-            return self._with_revision(obj, kv)
+                raise errors.AlreadyExistsError(f"{describe(kind, new.metadata.name)} already exists") from None
+            return self._with_revision(new, kv)
         raise errors.AlreadyExistsError(
             f"{describe(kind, meta.generate_name)}: no free name after {_MAX_RETRIES} tries")
 
@@ -226,7 +243,10 @@ class ResourceService:
                 new.CopyFrom(obj)
                 new.metadata.namespace = namespace
                 if kind.has_status:
-                    new.status.CopyFrom(current.status)
+                    # Kept as stored, absent included, so an update that changes nothing writes nothing.
+                    new.ClearField("status")
+                    if current.HasField("status"):
+                        new.status.CopyFrom(current.status)
             try:
                 return await self._write_update(kind, new, current, kv)
             except errors.ConflictError:
@@ -246,7 +266,10 @@ class ResourceService:
         meta.resource_version = old_meta.resource_version
         if not meta.HasField("name"):
             meta.name = old_meta.name
-        defaults.apply_defaults(kind, new)
+        defaults.apply_defaults(kind, new, toleration_seconds=self.default_toleration_seconds)
+        prepare = strategy.strategy_for(kind).prepare_for_update
+        if prepare is not None:
+            prepare(new, current)
         self._check_valid(kind, new, old=current)
         if strategy.has_spec(kind) and strategy.desired_state(new) != strategy.desired_state(current):
             meta.generation = old_meta.generation + 1
@@ -257,8 +280,10 @@ class ResourceService:
             if meta.HasField("deletion_timestamp") and not meta.finalizers and meta.deletion_grace_period_seconds == 0:
                 # The last finalizer is gone from an object being deleted.
                 gone = await self.store.delete(key, expected_revision=kv.mod_revision)
+                await self.allocations.release(kind, current)
                 return self._with_revision(new, gone)
-            written = await self.store.update(key, self.encode(new), expected_revision=kv.mod_revision)
+            async with self.allocations.claim(kind, new, old=current):
+                written = await self.store.update(key, self.encode(new), expected_revision=kv.mod_revision)
         except RevisionConflictError:
             raise conflict(kind, meta.name) from None
         except KeyNotFoundError:
@@ -312,8 +337,12 @@ class ResourceService:
         force: bool = False,
         uid: str = "",
         resource_version: str = "",
+        propagation_policy: str = "",
     ) -> tuple[Message, bool]:
-        """Delete or mark for deletion. Returns the object and whether it is gone."""
+        """Delete or mark for deletion. Returns the object and whether it is gone.
+
+        propagation_policy ("", Background, Foreground, Orphan) sets the
+        garbage collector's finalizers (see ``gc_finalizers``)."""
         namespace = self._scope(kind, namespace)
         if grace_period_seconds is not None and grace_period_seconds < 0:
             raise errors.InvalidError("gracePeriodSeconds: Invalid value: must be >= 0")
@@ -327,15 +356,19 @@ class ResourceService:
             if resource_version and resource_version != current.metadata.resource_version:
                 raise conflict(kind, name)
             try:
-                return await self._delete_once(kind, current, kv, grace_period_seconds, force)
+                return await self._delete_once(kind, current, kv, grace_period_seconds, force,
+                                               gc_finalizers(kind, current.metadata.finalizers, propagation_policy))
             except errors.ConflictError:
                 if uid or resource_version:
                     raise
         raise conflict(kind, name)
 
     async def _delete_once(
-        self, kind: kinds.Kind, current: Message, kv: KeyValue, grace: int | None, force: bool
+        self, kind: kinds.Kind, current: Message, kv: KeyValue, grace: int | None, force: bool,
+        finalizers: list[str],
     ) -> tuple[Message, bool]:
+        """One attempt; finalizers are the ones the object keeps (its own, with the garbage collector's
+        as the propagation policy asks)."""
         meta = current.metadata
         now = self.clock()
         if kind.kind == "Pod":
@@ -354,29 +387,38 @@ class ResourceService:
             return result, False
         else:
             grace = 0
+        finalizers_change = list(meta.finalizers) != finalizers
         if grace > 0:
             # Graceful pod deletion: the node stops the containers, then deletes with grace 0.
-            if meta.HasField("deletion_timestamp") and meta.deletion_grace_period_seconds <= grace:
+            shortens = not meta.HasField("deletion_timestamp") or grace < meta.deletion_grace_period_seconds
+            if not shortens and not finalizers_change:
                 return current, False
             marked = kind.message()
             marked.CopyFrom(current)
-            marked.metadata.deletion_grace_period_seconds = grace
-            marked.metadata.deletion_timestamp = format_time(now + timedelta(seconds=grace))
+            _set_finalizers(marked, finalizers)
+            if shortens:
+                marked.metadata.deletion_grace_period_seconds = grace
+                marked.metadata.deletion_timestamp = format_time(now + timedelta(seconds=grace))
             result = await self._write_marked(kind, marked, kv)
-            await self.record_event(result, reason="DeletionRequested",
-                                    message=f"Marked for deletion; node {current.spec.node_name} "
-                                            f"has {grace}s to stop the containers")
+            if shortens:
+                await self.record_event(result, reason="DeletionRequested",
+                                        message=f"Marked for deletion; node {current.spec.node_name} "
+                                                f"has {grace}s to stop the containers")
             return result, False
-        if meta.finalizers:
-            if meta.HasField("deletion_timestamp") and meta.deletion_grace_period_seconds == 0:
+        if finalizers:
+            marks = not meta.HasField("deletion_timestamp") or meta.deletion_grace_period_seconds != 0
+            if not marks and not finalizers_change:
                 return current, False
             marked = kind.message()
             marked.CopyFrom(current)
-            marked.metadata.deletion_timestamp = format_time(now)
-            marked.metadata.deletion_grace_period_seconds = 0
+            _set_finalizers(marked, finalizers)
+            if marks:
+                marked.metadata.deletion_timestamp = format_time(now)
+                marked.metadata.deletion_grace_period_seconds = 0
             result = await self._write_marked(kind, marked, kv)
-            await self.record_event(result, reason="WaitingForFinalizers",
-                                    message="Deletion waits for finalizers: " + ", ".join(meta.finalizers))
+            if marks:
+                await self.record_event(result, reason="WaitingForFinalizers",
+                                        message="Deletion waits for finalizers: " + ", ".join(finalizers))
             return result, False
         try:
             gone = await self.store.delete(kv.key, expected_revision=kv.mod_revision)
@@ -384,6 +426,7 @@ class ResourceService:
             raise conflict(kind, meta.name) from None
         except KeyNotFoundError:
             raise errors.NotFoundError(f"{describe(kind, meta.name)} not found") from None
+        await self.allocations.release(kind, current)
         if kind.kind == "Pod" and force and current.spec.node_name and current.status.phase not in ("Succeeded", "Failed"):
             await self.record_event(current, type_="Warning", reason="ForceDeleted",
                                     message=f"Removed without confirmation from node {current.spec.node_name}")
@@ -544,6 +587,30 @@ class ResourceService:
         if not kind.namespaced:
             return ""
         return namespace or "default"
+
+
+def gc_finalizers(kind: kinds.Kind, finalizers: Sequence[str], policy: str) -> list[str]:
+    """The finalizers an object keeps when deleted with propagation policy (Kubernetes' rules).
+
+    Orphan adds ``orphan`` (the garbage collector frees the dependents, then
+    removes it), Foreground adds ``foregroundDeletion`` (it deletes the
+    dependents first); an explicit policy drops the other one, Background
+    drops both, and no policy keeps what the object has. A namespace's
+    contents are deleted by the namespace controller whatever the policy.
+    """
+    if not policy or kind.kind == "Namespace":
+        return list(finalizers)
+    kept = [f for f in finalizers if f not in (ORPHAN_FINALIZER, FOREGROUND_FINALIZER)]
+    if policy == "Orphan":
+        kept.append(ORPHAN_FINALIZER)
+    elif policy == "Foreground":
+        kept.append(FOREGROUND_FINALIZER)
+    return kept
+
+
+def _set_finalizers(obj: Message, finalizers: list[str]) -> None:
+    del obj.metadata.finalizers[:]
+    obj.metadata.finalizers.extend(finalizers)
 
 
 def parse_selectors(

@@ -128,7 +128,8 @@ class APIServicer:
         obj, deleted = await self.resources.delete(
             kind, namespace=request.namespace, name=request.name,
             grace_period_seconds=request.grace_period_seconds if request.HasField("grace_period_seconds") else None,
-            force=request.force, uid=request.uid, resource_version=request.resource_version)
+            force=request.force, uid=request.uid, resource_version=request.resource_version,
+            propagation_policy=request.propagation_policy)
         return kind.kind, api_pb2.DeleteResponse(object=pack(obj), deleted=deleted)
 
     async def discovery(self, request: api_pb2.DiscoveryRequest) -> tuple[str, Message]:

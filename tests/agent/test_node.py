@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from agent.node import (
     LEASE_NAMESPACE,
     MachineFacts,
@@ -14,6 +16,7 @@ from agent.node import (
     node_status,
     register_node,
 )
+from control.api import errors
 
 FACTS = MachineFacts(
     hostname="host-a", internal_ip="10.1.2.3", cpus=4, memory_total_bytes=8 << 30,
@@ -63,6 +66,23 @@ async def test_lease_is_created_then_renewed(api):
     assert second.spec.holder_identity == "node-a"
     assert second.spec.renew_time >= first.spec.renew_time
     assert int(second.metadata.resource_version) > int(first.metadata.resource_version)
+
+
+async def test_a_lease_changed_or_deleted_elsewhere_is_taken_back_on_the_next_renewal(api):
+    lease = NodeLease(api, "node-a")
+    await lease.renew()
+    taken = await api.get("Lease", "node-a", namespace=LEASE_NAMESPACE)
+    taken.spec.holder_identity = "someone-else"
+    await api.update(taken)
+    with pytest.raises(errors.ConflictError):
+        await lease.renew()  # the copy it last wrote is stale
+    await lease.renew()
+    assert (await api.get("Lease", "node-a", namespace=LEASE_NAMESPACE)).spec.holder_identity == "node-a"
+    await api.delete("Lease", "node-a", namespace=LEASE_NAMESPACE)
+    with pytest.raises(errors.NotFoundError):
+        await lease.renew()
+    await lease.renew()
+    assert (await api.get("Lease", "node-a", namespace=LEASE_NAMESPACE)).spec.holder_identity == "node-a"
 
 
 def test_memory_and_disk_pressure_follow_the_eviction_thresholds():

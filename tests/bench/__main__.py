@@ -8,6 +8,8 @@ NAME is a benchmark (``api-sqlite``) or any part of one (``api``, ``etcd``).
 ``--profile DIR`` samples each control service with py-spy into
 ``DIR/<benchmark>.txt`` (the agent, for the agent's benchmarks, into
 ``DIR/<benchmark>-agent.txt``); read those with ``python -m tests.bench.hotspots``.
+The scheduler benchmarks run their control service under cProfile instead
+(``DIR/scheduler-<store>-<workload>.prof``, for ``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from tests.bench import bench_agent_footprint, bench_api, bench_pods, bench_watch
+from tests.bench import bench_agent_footprint, bench_api, bench_failover, bench_pods, bench_scheduler, bench_watch
 from tests.bench.agent_node import containerd_missing
 from tests.bench.environment import find_etcd
 from tests.bench.measure import machine_busy_seconds
@@ -55,6 +57,20 @@ def _agent_footprint(report: Report, *, quick: bool, etcd_binary: str | None, pr
     bench_agent_footprint.run_agent_footprint_benchmark(plan, report, profile_dir=profile_dir)
 
 
+def _failover(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+    assert etcd_binary is not None  # benchmarks named *-etcd run only where etcd is found
+    plan = bench_failover.QUICK if quick else bench_failover.FULL
+    bench_failover.run_failover_benchmark(plan, report, etcd_binary=etcd_binary)
+
+
+def _scheduler(store: str, workload: str) -> Benchmark:
+    def run(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+        plan = bench_scheduler.QUICK if quick else bench_scheduler.FULL
+        bench_scheduler.run_scheduler_benchmark(store, workload, plan, report, etcd_binary=etcd_binary,
+                                                profile_dir=profile_dir)
+    return run
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "api-sqlite": _api("sqlite"),
     "api-etcd": _api("etcd"),
@@ -62,6 +78,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "watch-etcd": _watch("etcd"),
     "pod-startup": _pod_startup,
     "agent-footprint": _agent_footprint,  # on the process runtime where containerd cannot run
+    "failover-etcd": _failover,  # two control replicas on one etcd; the leader killed
+    "scheduler-sqlite": _scheduler("sqlite", bench_scheduler.PLAIN),
+    "scheduler-etcd": _scheduler("etcd", bench_scheduler.PLAIN),
+    "scheduler-anti-affinity-sqlite": _scheduler("sqlite", bench_scheduler.ANTI_AFFINITY),
 }
 NEEDS_CONTAINERD = {"pod-startup"}
 

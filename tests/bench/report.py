@@ -58,6 +58,18 @@ FANOUT_TARGET_RATE = 200.0  # updates per second the fan-out target is stated fo
 POD_STARTUP_TARGET_MS = 1500.0
 POD_STARTUP_SLO_MS = 5000.0  # Kubernetes' pod startup SLO (p99)
 FOOTPRINT_TARGET_MB = 60.0
+SCHEDULER_TITLE = "## Scheduler throughput: pre-created pods, first to last binding"
+SCHEDULER_HEADER = (
+    "| store | workload | nodes | pods | bound | first to last binding s | pods/s | baseline: API pod updates/s"
+    " | pods/s / baseline | Running | all Running after s | Scheduled events | CPU (cores) |"
+)
+SCHEDULER_TARGET_RATE = 1000.0  # pods/s on SQLite
+SCHEDULER_ANTI_AFFINITY_THRESHOLD = 60.0  # Kubernetes' CI threshold for SchedulingPodAntiAffinity
+FAILOVER_TITLE = "## Failover: leader killed to the new leader acting"
+FAILOVER_HEADER = (
+    "| lease / renew deadline / retry s | round | lease taken s | first binding s | bound s (lease + retry)"
+    " | first binding / bound |"
+)
 FOOTPRINT_TARGET_CPU_PERCENT = 1.0
 
 
@@ -126,6 +138,39 @@ class FootprintRow:
     cpu: dict[str, float]
 
 
+@dataclass(frozen=True)
+class FailoverRow:
+    timings: str  # "15 / 10 / 2"
+    round: int
+    lease_taken: float  # kill to the survivor's acquisition (its Lease write, seen by a watch)
+    first_binding: float  # kill to the survivor's first pod binding
+    bound: float  # lease duration + retry period
+
+    @property
+    def ratio(self) -> float:
+        return self.first_binding / self.bound
+
+
+@dataclass(frozen=True)
+class SchedulerRow:
+    store: str
+    workload: str
+    nodes: int
+    pods: int
+    scheduled: int  # pods seen bound
+    seconds: float  # first to last binding seen
+    rate: float  # pods/s over that span
+    baseline: float  # API pod updates/s at the scheduler's binding concurrency
+    running: int  # pods seen Running
+    running_after: float  # first binding to the last pod seen Running
+    scheduled_events: int
+    cpu: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.baseline if self.baseline else float("nan")
+
+
 @dataclass
 class Report:
     quick: bool
@@ -134,6 +179,8 @@ class Report:
     fanout: list[FanoutRow] = field(default_factory=list)
     pod_startup: list[PodStartupRow] = field(default_factory=list)
     footprint: list[FootprintRow] = field(default_factory=list)
+    scheduler: list[SchedulerRow] = field(default_factory=list)
+    failover: list[FailoverRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -168,6 +215,14 @@ class Report:
         if self.footprint:
             lines += [FOOTPRINT_TITLE, "", FOOTPRINT_HEADER, _separator(FOOTPRINT_HEADER)]
             lines += [_footprint_line(row) for row in self.footprint]
+            lines.append("")
+        if self.failover:
+            lines += [FAILOVER_TITLE, "", FAILOVER_HEADER, _separator(FAILOVER_HEADER)]
+            lines += [_failover_line(row) for row in self.failover]
+            lines.append("")
+        if self.scheduler:
+            lines += [SCHEDULER_TITLE, "", SCHEDULER_HEADER, _separator(SCHEDULER_HEADER)]
+            lines += [_scheduler_line(row) for row in self.scheduler]
             lines.append("")
         verdicts = target_verdicts(self)
         if verdicts:
@@ -237,6 +292,17 @@ def target_verdicts(report: Report) -> list[str]:
             f" (target <= {FOOTPRINT_TARGET_MB:g} MB: {_met(row.rss_mb_max <= FOOTPRINT_TARGET_MB)}),"
             f" CPU {row.cpu_percent:.1f}% of one core"
             f" (target <= {FOOTPRINT_TARGET_CPU_PERCENT:g}%: {_met(row.cpu_percent <= FOOTPRINT_TARGET_CPU_PERCENT)})")
+    for row in report.scheduler:
+        if row.workload == "anti-affinity":
+            target, what = SCHEDULER_ANTI_AFFINITY_THRESHOLD, "Kubernetes' CI threshold"
+        elif row.store == "sqlite":
+            target, what = SCHEDULER_TARGET_RATE, "target"
+        else:
+            target, what = None, ""
+        verdict = f" ({what} >= {target:,.0f}/s: {_met(row.rate >= target)})" if target else ""
+        verdicts.append(
+            f"scheduler on {row.store}, {row.workload} pods, {row.nodes} nodes: {row.rate:,.0f} pods/s{verdict},"
+            f" {_ratio(row.ratio)} the API's pod update rate")
     if report.quick and verdicts:
         verdicts.insert(0, "quick mode: the sizes are too small for these verdicts to mean anything")
     return verdicts
@@ -312,4 +378,17 @@ def _footprint_line(row: FootprintRow) -> str:
     cells = [row.process, row.runtime, str(row.pods) if row.pods else "-", f"{row.seconds:g}",
              f"{row.rss_mb_mean:.1f}", f"{row.rss_mb_max:.1f}", f"{row.peak_rss_mb:.1f}", _ratio(row.ratio),
              f"{row.cpu_percent:.2f}", _cpu(row.cpu) or "-"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _failover_line(row: FailoverRow) -> str:
+    cells = [row.timings, str(row.round), f"{row.lease_taken:.2f}", f"{row.first_binding:.2f}", f"{row.bound:g}",
+             _ratio(row.ratio)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _scheduler_line(row: SchedulerRow) -> str:
+    cells = [row.store, row.workload, str(row.nodes), str(row.pods), str(row.scheduled), f"{row.seconds:.2f}",
+             f"{row.rate:,.0f}", f"{row.baseline:,.0f}", _ratio(row.ratio), str(row.running),
+             f"{row.running_after:.1f}", str(row.scheduled_events), _cpu(row.cpu)]
     return "| " + " | ".join(cells) + " |"

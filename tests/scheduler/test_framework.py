@@ -63,3 +63,34 @@ def test_node_info_sums_the_requests_of_its_pods():
 def test_every_registered_plugin_builds_and_names_itself():
     profile = build_profile(name="all", filters=[], scorers={name: 1 for name in REGISTRY})
     assert [s.plugin.name for s in profile.scorers] == list(REGISTRY)
+
+
+def _varied_nodes():
+    return [
+        node_info(make_node("idle")),
+        node_info(make_node("busy", cpu="2"), make_pod("b1", cpu="1500m", memory="1Gi", node_name="busy")),
+        node_info(make_node("full", pods="1"), make_pod("f1", node_name="full")),
+        node_info(make_node("cordoned", unschedulable=True)),
+        node_info(make_node("tainted", taints=[{"key": "gpu", "value": "yes", "effect": "NoSchedule"}])),
+        node_info(make_node("soft", taints=[{"key": "spot", "value": "yes", "effect": "PreferNoSchedule"}])),
+        node_info(make_node("no-memory", memory="0")),
+    ]
+
+
+def test_batch_filters_and_scorers_agree_with_their_one_node_forms():
+    from control.scheduler.framework import CycleState
+    from control.scheduler.plugins import node_resources_fit
+
+    nodes = _varied_nodes()
+    pod = make_pod(cpu="600m", memory="512Mi")
+    plugins = [*default_profile().filters, *(s.plugin for s in default_profile().scorers),
+               node_resources_fit.new(strategy="MostAllocated"),
+               node_resources_fit.new(strategy="RequestedToCapacityRatio", resources=[("cpu", 2), ("memory", 1)])]
+    for plugin in plugins:
+        if hasattr(plugin, "filter_all"):
+            one_by_one = [(i, plugin.filter(pod, info, CycleState()).reasons) for i, info in enumerate(nodes)]
+            batch = dict((i, s.reasons) for i, s in plugin.filter_all(pod, nodes, CycleState()))
+            assert [(i, batch.get(i, ())) for i in range(len(nodes))] == one_by_one, plugin.name
+        if hasattr(plugin, "score_all"):
+            assert plugin.score_all(pod, nodes, CycleState()) == [
+                plugin.score(pod, info, CycleState()) for info in nodes], plugin.name

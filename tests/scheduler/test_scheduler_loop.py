@@ -1,7 +1,9 @@
 """The scheduler inside a running control service: it binds pending pods to
 Ready nodes, records Scheduled and FailedScheduling events, marks an
-unschedulable pod PodScheduled=False, and places it once a fitting node
-appears. Nodes are plain API objects here: no agent runs."""
+unschedulable pod PodScheduled=False, places it once a fitting node
+appears, and places each pod by the profile its schedulerName picks (pods
+for no profile are left alone). Nodes are plain API objects here: no agent
+runs."""
 
 from __future__ import annotations
 
@@ -101,3 +103,37 @@ async def test_without_any_node_only_an_event_explains_the_wait(api):
     assert failed[0].message == "0/0 nodes are available."
     current = await api.get("Pod", "lonely", namespace="default")
     assert current.metadata.resource_version == pod.metadata.resource_version
+
+
+async def test_pods_are_placed_by_the_profile_their_scheduler_name_picks(tmp_path):
+    from control.scheduler.config import parse_config
+    from control.service import ControlConfig, ControlService
+
+    config = parse_config({"profiles": [
+        {"schedulerName": "default-scheduler"},
+        {"schedulerName": "packer", "pluginConfig": [
+            {"name": "NodeResourcesFit", "args": {"scoringStrategy": {"type": "MostAllocated"}}}]},
+    ]})
+    service = ControlService(ControlConfig(store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0",
+                                           metrics_listen="", shutdown_grace=0.5, scheduler_config=config))
+    await service.start()
+    try:
+        async with Client.connect(f"127.0.0.1:{service.port}") as api:
+            await add_node(api, "n1")
+            await add_node(api, "n2")
+            for index in range(3):
+                await api.create(make_pod(f"packed-{index}", cpu="500m", schedulerName="packer"))
+            packed = {await eventually(lambda i=i: bound_node(api, f"packed-{i}")) for i in range(3)}
+            for index in range(2):
+                await api.create(make_pod(f"spread-{index}", cpu="500m"))
+            spread = {await eventually(lambda i=i: bound_node(api, f"spread-{i}")) for i in range(2)}
+            stranger = await api.create(make_pod("stranger", schedulerName="gpu-scheduler"))
+            await asyncio.sleep(0.5)
+            assert await bound_node(api, "stranger") == ""
+            assert await events_for(api, "stranger", "FailedScheduling") == []
+            assert (await api.get("Pod", "stranger", namespace="default")).metadata.resource_version == \
+                stranger.metadata.resource_version
+    finally:
+        await service.stop()
+    assert len(packed) == 1  # MostAllocated: one node takes them all
+    assert spread == {"n1", "n2"} - packed  # LeastAllocated: the emptier node

@@ -27,13 +27,16 @@ def free_port() -> int:
 
 
 class ControlServer:
-    def __init__(self, workdir: Path, *, store_url: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, *, store_url: str | None = None, extra_args: tuple[str, ...] = (),
+                 python_args: tuple[str, ...] = ()) -> None:
+        """python_args go between the interpreter and ``-m control.cli.main`` (``-m cProfile -o FILE``)."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.store_url = store_url or f"sqlite:///{workdir}/state.db"
         self.port = free_port()
         self.metrics_port = free_port()
         self.extra_args = extra_args
+        self.python_args = python_args
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "control.log"
 
@@ -48,7 +51,7 @@ class ControlServer:
     def start(self, *, timeout: float = 20.0) -> "ControlServer":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "control.cli.main", "control",
+            [sys.executable, *self.python_args, "-m", "control.cli.main", "control",
              "--store", self.store_url, "--listen", self.address,
              "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -8,6 +8,8 @@ generators do: ``--from-literal=key=value``, ``--from-file=[key=]path`` (a
 directory adds each of its files). ``--dry-run=client`` only prints;
 ``-o yaml|json|name`` prints the object instead of ``kind/name created``.
 ``--save-config`` stores the last-applied annotation so ``apply`` can take over.
+``create job NAME --from=cronjob/CRON`` runs a CronJob's job template now
+(control/api/cronjob_jobs.py builds the Job, as the CronJob controller does).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from control.api import errors, kinds, manifest
+from control.api.cronjob_jobs import INSTANTIATE, job_for_cronjob
 from control.api.manifest import ManifestError
 from control.cli.connection import connect, namespace_of, server_of
 from control.cli.errors import CommandError, error_line, manifest_error_line, report
@@ -38,8 +41,10 @@ async def run(args: argparse.Namespace) -> int:
     if args.what is None:
         if not args.filename:
             raise CommandError("error: must specify one of -f, or a kind to create "
-                               "(namespace, configmap, secret generic)")
+                               "(namespace, configmap, secret generic, job)")
         return await create_from_files(args)
+    if args.what == "job":
+        return await create_job_from_cronjob(args)
     obj = build_object(args)
     if args.dry_run == "client":
         print(created_text(obj, output=args.output, dry_run=True), end="")
@@ -92,6 +97,21 @@ def _message_for(obj: dict[str, Any], *, args: argparse.Namespace, explicit_name
     if getattr(args, "save_config", False):
         obj = with_last_applied(obj, last_applied_value(obj))
     return manifest.to_message(obj)
+
+
+async def create_job_from_cronjob(args: argparse.Namespace) -> int:
+    """``create job NAME --from=cronjob/CRON``: run a CronJob's job template now, as kubectl does."""
+    kind, slash, cronjob_name = args.from_object.partition("/")
+    if not slash or not cronjob_name or kind.lower() not in ("cronjob", "cronjobs", "cj", "cronjob.batch"):
+        raise CommandError(f"error: --from must be cronjob/NAME, not {args.from_object!r}")
+    async with connect(args) as api:
+        cronjob = await api.get("CronJob", cronjob_name, namespace=namespace_of(args))
+        job = job_for_cronjob(cronjob, name=args.name, annotations={INSTANTIATE: "manual"},
+                              block_owner_deletion=False)
+        if args.dry_run != "client":
+            job = await api.create(job)
+        print(created_text(job, output=args.output, dry_run=args.dry_run == "client"), end="", flush=True)
+    return 0
 
 
 # ------------------------------------------------------------- generators

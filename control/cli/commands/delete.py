@@ -4,7 +4,10 @@ Prints kubectl's ``pod "web" deleted`` for each object as soon as the
 server accepts the deletion (also when it only marked the object, as for a
 pod its node must stop first), then, unless ``--wait=false``, waits until
 every marked object is really gone. ``--force --grace-period=0`` removes a
-pod at once, after kubectl's warning. A missing object is
+pod at once, after kubectl's warning. ``--cascade`` picks what happens to the
+objects' dependents (control/controllers/garbage_collector.py): background
+(the default), foreground (the object waits for them, and so does this
+command) or orphan (they stay). A missing object is
 ``Error from server (NotFound): pods "x" not found``; the others are still
 deleted and the exit code is 1.
 """
@@ -30,10 +33,11 @@ from control.client import Client
 IMMEDIATE_DELETION_WARNING = (
     "Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. "
     "The resource may continue to run on the cluster indefinitely.")
-CASCADE_POLICIES = {
-    "background": "Background", "true": "Background",
-    "orphan": "Orphan", "false": "Orphan",
-    "foreground": "Foreground",
+CASCADE_POLICIES = {"background": "Background", "orphan": "Orphan", "foreground": "Foreground"}
+# kubectl's --cascade was once a boolean (Go's strconv.ParseBool spellings); still accepted, with a warning.
+_CASCADE_BOOLEANS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), "background"),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), "orphan"),
 }
 
 
@@ -56,11 +60,22 @@ def grace_period(args: argparse.Namespace) -> int | None:
     return None if grace < 0 else grace
 
 
-async def run(args: argparse.Namespace) -> int:
-    policy = CASCADE_POLICIES.get(args.cascade.lower())
+def cascade_policy(value: str) -> str:
+    """The propagation policy --cascade asks for: Background, Foreground or Orphan."""
+    if value in _CASCADE_BOOLEANS:
+        replacement = _CASCADE_BOOLEANS[value]
+        print(f"warning: --cascade={value} is deprecated (boolean value) and can be replaced with "
+              f"--cascade={replacement}.", file=sys.stderr, flush=True)
+        return CASCADE_POLICIES[replacement]
+    policy = CASCADE_POLICIES.get(value.lower())
     if policy is None:
-        raise CommandError(f'error: invalid cascade value ({args.cascade}). Must be "background", '
+        raise CommandError(f'error: invalid cascade value ({value}). Must be "background", '
                            '"foreground", or "orphan".')
+    return policy
+
+
+async def run(args: argparse.Namespace) -> int:
+    policy = cascade_policy(args.cascade)
     if args.filename and args.resources:
         raise CommandError("error: when paths are given with -f, resource arguments may not be given as well")
     if args.all and args.selector:

@@ -3,7 +3,9 @@
 Fetches each named object (or lists the kind, with -l), then its events (the
 kind Event in the object's namespace, selected by
 ``involvedObject.name=NAME,involvedObject.kind=KIND``; every namespace for a
-cluster-scoped object) and, for a node, the pods running on it. The text
+cluster-scoped object) and, for a node, the pods running on it; for a
+ReplicaSet, DaemonSet or StatefulSet, the pods it controls; for a Deployment,
+the ReplicaSets it controls; for a Service, its Endpoints. The text
 comes from control.cli.describers; descriptions are separated as kubectl
 separates them. As with kubectl, failing to list events only leaves them out.
 """
@@ -15,7 +17,7 @@ import sys
 
 from google.protobuf.message import Message
 
-from control.api import errors, kinds
+from control.api import errors, kinds, selectors
 from control.cli import durations
 from control.cli.connection import connect, namespace_of, server_of
 from control.cli.describers import describe
@@ -51,7 +53,10 @@ async def run(args: argparse.Namespace) -> int:
                     report(no_resources_message([target], namespace=namespace))
             for obj in objects:
                 text = describe(obj, events=await object_events(api, obj) if args.show_events else None,
-                                now=durations.now(), pods=await node_pods(api, obj))
+                                now=durations.now(), pods=await related_pods(api, obj),
+                                replica_sets=await controlled(api, obj, "ReplicaSet")
+                                if kind_of(obj).kind == "Deployment" else None,
+                                endpoints=await service_endpoints(api, obj))
                 sys.stdout.write((SEPARATOR if printed else "") + text)
                 sys.stdout.flush()
                 printed = True
@@ -71,6 +76,38 @@ async def object_events(api: Client, obj: Message) -> list[Message]:
     except errors.APIError:
         return []
     return events
+
+
+async def related_pods(api: Client, obj: Message) -> list[Message] | None:
+    """A node's pods, or the pods a workload controls; None for other kinds (or when they cannot be listed)."""
+    if kind_of(obj).kind in ("ReplicaSet", "DaemonSet", "StatefulSet"):
+        return await controlled(api, obj, "Pod")
+    return await node_pods(api, obj)
+
+
+async def controlled(api: Client, owner: Message, kind: str) -> list[Message] | None:
+    """The objects of ``kind`` that ``owner``'s selector matches and that name it their controller."""
+    selector = str(selectors.from_label_selector_message(owner.spec.selector))
+    try:
+        found, _ = await api.list(kinds.by_kind(kind), namespace=owner.metadata.namespace, label_selector=selector)
+    except errors.UnavailableError:
+        raise
+    except errors.APIError:
+        return None
+    return [obj for obj in found
+            if any(ref.controller and ref.uid == owner.metadata.uid for ref in obj.metadata.owner_references)]
+
+
+async def service_endpoints(api: Client, obj: Message) -> Message | None:
+    """A Service's Endpoints object (its ready addresses); None for other kinds, or when there is none."""
+    if kind_of(obj).kind != "Service":
+        return None
+    try:
+        return await api.get(kinds.by_kind("Endpoints"), obj.metadata.name, namespace=obj.metadata.namespace)
+    except errors.UnavailableError:
+        raise
+    except errors.APIError:
+        return None
 
 
 async def node_pods(api: Client, obj: Message) -> list[Message] | None:

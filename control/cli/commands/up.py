@@ -156,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         control = cluster.start("control service", [
             *sampan, "control", "--store", f"sqlite:///{data_dir}/state.db", "--listen", args.listen,
-            "--metrics-listen", args.control_metrics_listen], log=data_dir / "control.log")
+            "--metrics-listen", args.control_metrics_listen,
+            # One control replica: no one to share with, and a restart after a
+            # crash must not wait out its predecessor's lease.
+            "--leader-elect=false"], log=data_dir / "control.log")
         choice = _prepare_runtime(args, data_dir=data_dir, cluster=cluster)  # while the control service starts
         _wait_for_port(args.listen, child=control)
         config = write_config(args.listen)

@@ -66,8 +66,9 @@ def describe_pod(pod: Message, *, events: Sequence[Message] | None, now: datetim
     if status.nominated_node_name:
         w.line(0, f"NominatedNodeName:\t{status.nominated_node_name}")
     if spec.init_containers:
-        _containers(w, spec.init_containers, title="Init Containers", statuses=status.init_container_statuses)
-    _containers(w, spec.containers, title="Containers", statuses=status.container_statuses)
+        describe_containers(w, spec.init_containers, title="Init Containers",
+                            statuses=status.init_container_statuses)
+    describe_containers(w, spec.containers, title="Containers", statuses=status.container_statuses)
     if spec.readiness_gates:
         w.line(0, "Readiness Gates:")
         w.line(1, "Type\tStatus")
@@ -75,7 +76,7 @@ def describe_pod(pod: Message, *, events: Sequence[Message] | None, now: datetim
             found = next((c.status for c in status.conditions if c.type == gate.condition_type), NONE)
             w.line(1, f"{gate.condition_type} \t{found} ")
     sections.conditions_table(w, status.conditions)
-    _volumes(w, spec.volumes)
+    describe_volumes(w, spec.volumes)
     w.line(0, f"QoS Class:\t{status.qos_class or qos_class(pod)}")
     sections.labels_multiline(w, spec.node_selector, title="Node-Selectors")
     sections.tolerations_multiline(w, spec.tolerations)
@@ -84,13 +85,15 @@ def describe_pod(pod: Message, *, events: Sequence[Message] | None, now: datetim
     return w.text()
 
 
-def _containers(w: DescriptionWriter, containers: Sequence[Message], *, title: str,
-                statuses: Sequence[Message]) -> None:
+def describe_containers(w: DescriptionWriter, containers: Sequence[Message], *, title: str,
+                        statuses: Sequence[Message] = (), space: str = "") -> None:
+    """kubectl's describeContainers: a pod's containers with their statuses, or (``space`` "  ",
+    no statuses) a pod template's, one level in and their names one space further."""
     by_name = {status.name: status for status in statuses}
-    w.line(0, f"{title}:{'' if containers else ' ' + NONE}")
+    w.line(0, f"{space}{title}:{'' if containers else ' ' + NONE}")
     for container in containers:
         status = by_name.get(container.name)
-        w.line(1, f"{container.name}:")
+        w.line(1, f"{' ' if space else ''}{container.name}:")
         if status is not None:
             w.line(2, f"Container ID:\t{status.container_id}")
         w.line(2, f"Image:\t{container.image}")
@@ -208,13 +211,14 @@ def _int_or_string(value: Message) -> str:
     return value.str_value if value.WhichOneof("value") == "str_value" else str(value.int_value)
 
 
-def _volumes(w: DescriptionWriter, volumes: Sequence[Message]) -> None:
+def describe_volumes(w: DescriptionWriter, volumes: Sequence[Message], *, space: str = "") -> None:
+    """kubectl's describeVolumes; ``space`` "  " for a pod template's, as with containers."""
     if not volumes:
-        w.line(0, f"Volumes:\t{NONE}")
+        w.line(0, f"{space}Volumes:\t{NONE}")
         return
-    w.line(0, "Volumes:")
+    w.line(0, f"{space}Volumes:")
     for volume in volumes:
-        w.line(1, f"{volume.name}:")
+        w.line(1, f"{' ' if space else ''}{volume.name}:")
         if volume.HasField("host_path"):
             w.line(2, "Type:\tHostPath (bare host directory volume)")
             w.line(2, f"Path:\t{volume.host_path.path}")

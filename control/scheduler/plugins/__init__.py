@@ -1,8 +1,10 @@
 """The scheduler's plugins: one module each, named in one registry.
 
-``REGISTRY`` maps a plugin's NAME to its factory; a ``Profile`` names the
-plugins it runs. ``default_profile`` is kube-scheduler's default set, in its
-filter order, with its score weights.
+``REGISTRY`` maps a plugin's NAME to its factory; ``FILTERS`` and
+``SCORERS`` say at which extension points each one can run. A ``Profile``
+names the plugins it runs. ``default_profile`` is kube-scheduler's default
+set, in its filter order, with its score weights; a scheduler configuration
+(control.scheduler.config) starts from the same defaults.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ REGISTRY: dict[str, Callable[..., Any]] = {
     node_resources_fit.BALANCED_NAME: node_resources_fit.new_balanced_allocation,
     inter_pod_affinity.NAME: inter_pod_affinity.new,
 }
+# The extension points each plugin implements.
+FILTERS = frozenset({
+    node_unschedulable.NAME, node_name.NAME, taint_toleration.NAME, node_affinity.NAME,
+    node_resources_fit.NAME, inter_pod_affinity.NAME,
+})
+SCORERS = frozenset({
+    taint_toleration.NAME, node_affinity.NAME, node_resources_fit.NAME, node_resources_fit.BALANCED_NAME,
+    inter_pod_affinity.NAME,
+})
 
 DEFAULT_FILTERS = (
     node_unschedulable.NAME, node_name.NAME, taint_toleration.NAME, node_affinity.NAME,
@@ -45,6 +56,7 @@ def build_profile(
     filters: Sequence[str],
     scorers: Mapping[str, int],
     plugin_args: Mapping[str, Mapping[str, Any]] | None = None,
+    percentage_of_nodes_to_score: int | None = None,
 ) -> Profile:
     """A profile of registered plugins; a plugin both filtering and scoring is built once."""
     plugin_args = plugin_args or {}
@@ -61,11 +73,13 @@ def build_profile(
         name=name,
         filters=tuple(plugin(n) for n in filters),
         scorers=tuple(WeightedScorer(plugin(n), weight) for n, weight in scorers.items()),
+        percentage_of_nodes_to_score=percentage_of_nodes_to_score,
     )
 
 
-def default_profile(*, scoring_strategy: node_resources_fit.Strategy = "LeastAllocated") -> Profile:
+def default_profile(*, scoring_strategy: node_resources_fit.Strategy = "LeastAllocated",
+                    name: str = DEFAULT_SCHEDULER) -> Profile:
     return build_profile(
-        name=DEFAULT_SCHEDULER, filters=DEFAULT_FILTERS, scorers=DEFAULT_SCORERS,
+        name=name, filters=DEFAULT_FILTERS, scorers=DEFAULT_SCORERS,
         plugin_args={node_resources_fit.NAME: {"strategy": scoring_strategy}},
     )

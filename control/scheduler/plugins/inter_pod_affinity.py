@@ -11,14 +11,22 @@ Preferred terms score: +weight per matching pod in the domain for affinity,
 -weight for anti-affinity, normalised to 0..100 across the nodes.
 namespaceSelector is not evaluated (the scheduler does not watch
 Namespaces); an empty one means all namespaces.
+
+As kube-scheduler's PreFilter does, the domains each term allows or forbids
+are worked out once per decision, from the pods on every node (existing
+pods' anti-affinity from the few nodes that hold such pods); each node's
+filter is then a few set lookups. A pod without terms, in a cluster without
+pods carrying anti-affinity, skips the plugin altogether.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
 
-from control.api.selectors import from_label_selector_message
-from control.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Status
+from control.scheduler.framework import (
+    MAX_NODE_SCORE, SUCCESS, AffinityTerm, CycleState, NodeInfo, Status, compile_term,
+)
 from protos.api.v1 import core_pb2
 
 NAME = "InterPodAffinity"
@@ -26,19 +34,14 @@ AFFINITY_REASON = "node(s) didn't match pod affinity rules"
 ANTI_AFFINITY_REASON = "node(s) didn't match pod anti-affinity rules"
 EXISTING_ANTI_AFFINITY_REASON = "node(s) didn't satisfy existing pods anti-affinity rules"
 Domain = tuple[str, str]  # (topology key, value)
+AFFINITY_REJECTED = Status.unschedulable(AFFINITY_REASON)
+ANTI_AFFINITY_REJECTED = Status.unschedulable(ANTI_AFFINITY_REASON)
+EXISTING_ANTI_AFFINITY_REJECTED = Status.unschedulable(EXISTING_ANTI_AFFINITY_REASON)
 
 
 def term_selects(term: core_pb2.PodAffinityTerm, owner: core_pb2.Pod, candidate: core_pb2.Pod) -> bool:
     """Whether candidate is a pod the term of owner's spec refers to."""
-    if term.HasField("namespace_selector") and not term.namespace_selector.ListFields() and not term.namespaces:
-        pass  # an empty namespaceSelector selects every namespace
-    else:
-        namespaces = set(term.namespaces) or {owner.metadata.namespace}
-        if candidate.metadata.namespace not in namespaces:
-            return False
-    if not term.HasField("label_selector"):
-        return False
-    return from_label_selector_message(term.label_selector).matches(candidate.metadata.labels)
+    return compile_term(term, owner).selects(candidate)
 
 
 def domain(node: core_pb2.Node, topology_key: str) -> Domain | None:
@@ -46,83 +49,128 @@ def domain(node: core_pb2.Node, topology_key: str) -> Domain | None:
     return None if value is None else (topology_key, value)
 
 
-def matching_domains(term: core_pb2.PodAffinityTerm, pod: core_pb2.Pod, nodes: Iterable[NodeInfo]) -> set[Domain]:
-    """The topology domains holding a pod that term (of pod) selects."""
+def matching_domains(term: AffinityTerm, nodes: Iterable[NodeInfo]) -> set[Domain]:
+    """The topology domains holding a pod that term selects."""
     found: set[Domain] = set()
+    key = term.topology_key
     for info in nodes:
-        where = domain(info.node, term.topology_key)
-        if where is not None and where not in found and any(term_selects(term, pod, p) for p in info.pods):
-            found.add(where)
+        if not info.pod_count:
+            continue
+        value = info.labels.get(key)
+        if value is not None and (key, value) not in found and any(term.selects(p) for p in info.pods):
+            found.add((key, value))
     return found
 
 
-def _pod_facts(pod: core_pb2.Pod, state: CycleState) -> dict:
-    """Everything the filter needs about pod and the cluster, computed once per decision."""
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """What the filter needs, computed once per decision: each required term
+    with the domains holding pods it selects, and the domains where an
+    existing pod's anti-affinity rejects this pod."""
+
+    affinity: tuple[tuple[AffinityTerm, set[Domain]], ...]
+    anti_affinity: tuple[tuple[AffinityTerm, set[Domain]], ...]
+    existing_anti_affinity: frozenset[Domain]
+    # The first pod of a self-affine group may go anywhere its keys exist.
+    nobody_yet: bool
+
+    def rejection(self, labels: Mapping[str, str]) -> Status | None:
+        """Why a node with these labels is refused (None: it is not), in kube-scheduler's order:
+        affinity, anti-affinity, existing pods' anti-affinity."""
+        for term, domains in self.affinity:
+            value = labels.get(term.topology_key)
+            if value is None or not ((term.topology_key, value) in domains or self.nobody_yet):
+                return AFFINITY_REJECTED
+        for term, domains in self.anti_affinity:
+            value = labels.get(term.topology_key)
+            if value is not None and (term.topology_key, value) in domains:
+                return ANTI_AFFINITY_REJECTED
+        if self.existing_anti_affinity:
+            for key, value in labels.items():
+                if (key, value) in self.existing_anti_affinity:
+                    return EXISTING_ANTI_AFFINITY_REJECTED
+        return None
+
+
+def _existing_anti_affinity(pod: core_pb2.Pod, nodes: Iterable[NodeInfo]) -> frozenset[Domain]:
+    """The domains where a pod on one of nodes (those with such pods) rejects pod."""
+    rejected: set[Domain] = set()
+    for info in nodes:
+        for existing in info.pods_with_required_anti_affinity.values():
+            for term in existing.required_anti_affinity:
+                value = info.labels.get(term.topology_key)
+                if value is not None and term.selects(pod):
+                    rejected.add((term.topology_key, value))
+    return frozenset(rejected)
+
+
+def pod_facts(pod: core_pb2.Pod, state: CycleState) -> PodFacts:
     facts = state.data.get(NAME)
-    if facts is None:
+    if facts is None or facts[0] is not pod:
         affinity = pod.spec.affinity
-        required = affinity.pod_affinity.required_during_scheduling_ignored_during_execution
-        anti = affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution
-        rejected: set[Domain] = set()
-        for info in state.nodes:
-            for existing in info.pods:
-                for term in existing.spec.affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution:
-                    where = domain(info.node, term.topology_key)
-                    if where is not None and term_selects(term, existing, pod):
-                        rejected.add(where)
-        facts = {
-            "affinity": [(term, matching_domains(term, pod, state.nodes)) for term in required],
-            "anti_affinity": [(term, matching_domains(term, pod, state.nodes)) for term in anti],
-            "existing_anti_affinity": rejected,
-        }
+        required = [compile_term(t, pod)
+                    for t in affinity.pod_affinity.required_during_scheduling_ignored_during_execution]
+        anti = [compile_term(t, pod)
+                for t in affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution]
+        with_domains = tuple((term, matching_domains(term, state.nodes)) for term in required)
+        facts = (pod, PodFacts(
+            affinity=with_domains,
+            anti_affinity=tuple((term, matching_domains(term, state.nodes)) for term in anti),
+            existing_anti_affinity=_existing_anti_affinity(pod, state.nodes_with_required_anti_affinity),
+            nobody_yet=all(not domains for _term, domains in with_domains) and all(
+                term.selects(pod) for term in required)))
         state.data[NAME] = facts
-    return facts
+    return facts[1]
 
 
 def fits_with(pod: core_pb2.Pod, node: core_pb2.Node, state: CycleState) -> Status:
-    # Checked in kube-scheduler's order: affinity, anti-affinity, existing pods' anti-affinity.
-    facts = _pod_facts(pod, state)
-    affinity = facts["affinity"]
-    if affinity:
-        nobody_yet = all(not domains for _term, domains in affinity) and all(
-            term_selects(term, pod, pod) for term, _domains in affinity)
-        for term, domains in affinity:
-            where = domain(node, term.topology_key)
-            if where is None or not (where in domains or nobody_yet):
-                return Status.unschedulable(AFFINITY_REASON)
-    for term, domains in facts["anti_affinity"]:
-        if domain(node, term.topology_key) in domains:
-            return Status.unschedulable(ANTI_AFFINITY_REASON)
-    if any(domain(node, key) in facts["existing_anti_affinity"] for key in node.metadata.labels):
-        return Status.unschedulable(EXISTING_ANTI_AFFINITY_REASON)
-    return SUCCESS
+    return pod_facts(pod, state).rejection(node.metadata.labels) or SUCCESS
+
+
+def _weighted_terms(pod: core_pb2.Pod) -> list[tuple[core_pb2.WeightedPodAffinityTerm, int]]:
+    affinity = pod.spec.affinity
+    weighted = [(t, 1) for t in affinity.pod_affinity.preferred_during_scheduling_ignored_during_execution]
+    weighted += [(t, -1) for t in affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution]
+    return weighted
 
 
 def preference(pod: core_pb2.Pod, node: core_pb2.Node, nodes: Iterable[NodeInfo]) -> int:
     """Summed weight of preferred (anti-)affinity terms over the pods in node's domains."""
-    affinity = pod.spec.affinity
-    weighted = [(t, 1) for t in affinity.pod_affinity.preferred_during_scheduling_ignored_during_execution]
-    weighted += [(t, -1) for t in affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution]
+    weighted = _weighted_terms(pod)
     if not weighted:
         return 0
     nodes = list(nodes)
     total = 0
     for weighted_term, sign in weighted:
-        term = weighted_term.pod_affinity_term
+        term = compile_term(weighted_term.pod_affinity_term, pod)
         where = domain(node, term.topology_key)
         if where is None:
             continue
         for info in nodes:
             if domain(info.node, term.topology_key) == where:
-                total += sign * weighted_term.weight * sum(1 for p in info.pods if term_selects(term, pod, p))
+                total += sign * weighted_term.weight * sum(1 for p in info.pods if term.selects(p))
     return total
 
 
 class InterPodAffinity:
     name = NAME
 
+    def pre_filter(self, pod: core_pb2.Pod, state: CycleState) -> bool:
+        affinity = pod.spec.affinity
+        if (affinity.pod_affinity.required_during_scheduling_ignored_during_execution
+                or affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution):
+            return True
+        return bool(state.nodes_with_required_anti_affinity)
+
     def filter(self, pod: core_pb2.Pod, node_info: NodeInfo, state: CycleState) -> Status:
-        return fits_with(pod, node_info.node, state)
+        return pod_facts(pod, state).rejection(node_info.labels) or SUCCESS
+
+    def filter_all(self, pod: core_pb2.Pod, nodes: Sequence[NodeInfo], state: CycleState) -> list[tuple[int, Status]]:
+        rejection = pod_facts(pod, state).rejection
+        return [(index, status) for index, info in enumerate(nodes) if (status := rejection(info.labels)) is not None]
+
+    def pre_score(self, pod: core_pb2.Pod, feasible: Sequence[NodeInfo], state: CycleState) -> bool:
+        return bool(_weighted_terms(pod))
 
     def score(self, pod: core_pb2.Pod, node_info: NodeInfo, state: CycleState) -> int:
         return preference(pod, node_info.node, state.nodes)

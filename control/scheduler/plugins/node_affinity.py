@@ -4,10 +4,14 @@ preferred node affinity scores them.
 Required terms are ORed, the requirements inside a term ANDed; a term with
 no requirement matches nothing, as in Kubernetes. matchExpressions look at
 the node's labels (In, NotIn, Exists, DoesNotExist, Gt, Lt); matchFields
-knows the one field Kubernetes supports, metadata.name.
+knows the one field Kubernetes supports, metadata.name. A pod with neither
+a nodeSelector nor required terms skips the filter (PreFilter), one without
+preferred terms the scoring (PreScore).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from control.api.selectors import Requirement
 from control.scheduler.framework import MAX_NODE_SCORE, SUCCESS, CycleState, NodeInfo, Status
@@ -51,8 +55,20 @@ def preference_weight(pod: core_pb2.Pod, node: core_pb2.Node) -> int:
     return sum(term.weight for term in preferred if term_matches(term.preference, node))
 
 
+def has_required(pod: core_pb2.Pod) -> bool:
+    """Whether the pod restricts its nodes at all (nodeSelector or required node affinity)."""
+    return bool(pod.spec.node_selector) or pod.spec.affinity.node_affinity.HasField(
+        "required_during_scheduling_ignored_during_execution")
+
+
 class NodeAffinity:
     name = NAME
+
+    def pre_filter(self, pod: core_pb2.Pod, state: CycleState) -> bool:
+        return has_required(pod)
+
+    def pre_score(self, pod: core_pb2.Pod, feasible: Sequence[NodeInfo], state: CycleState) -> bool:
+        return bool(pod.spec.affinity.node_affinity.preferred_during_scheduling_ignored_during_execution)
 
     def filter(self, pod: core_pb2.Pod, node_info: NodeInfo, state: CycleState) -> Status:
         return SUCCESS if fits(pod, node_info.node) else Status.unschedulable(REASON)

@@ -1,4 +1,5 @@
-"""NodeName: a pod that names its node runs only there (spec.nodeName)."""
+"""NodeName: a pod that names its node runs only there (spec.nodeName).
+Any other pod skips the filter (PreFilter)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def fits(pod: core_pb2.Pod, node: core_pb2.Node) -> bool:
 
 class NodeName:
     name = NAME
+
+    def pre_filter(self, pod: core_pb2.Pod, state: CycleState) -> bool:
+        return bool(pod.spec.node_name)
 
     def filter(self, pod: core_pb2.Pod, node_info: NodeInfo, state: CycleState) -> Status:
         return SUCCESS if fits(pod, node_info.node) else Status.unschedulable(REASON)

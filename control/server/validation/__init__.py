@@ -18,7 +18,12 @@ The package is laid out by what it validates:
 - pod.py: the pod spec and pod updates, with its parts in pod_containers.py,
   pod_volumes.py, pod_scheduling.py, security_contexts.py and downward_api.py;
 - config_data.py (ConfigMap, Secret), node.py, namespace.py, event.py,
-  lease.py: the other kinds;
+  lease.py: the other core kinds;
+- apps.py (ReplicaSet, Deployment, DaemonSet, StatefulSet,
+  ControllerRevision), batch.py (Job, CronJob) and autoscaling.py
+  (HorizontalPodAutoscaler): the workload kinds, with the selector and
+  pod-template rules they share in pod_templates.py;
+- service.py: Services, Endpoints and EndpointSlices;
 - field_errors.py: the FieldError constructors and field rules they share.
 
 Name formats (DNS labels, qualified names, label values ...) are in
@@ -33,6 +38,12 @@ from google.protobuf.message import Message
 
 from control.api.kinds import Kind
 from control.api.manifest import FieldError
+from control.server.validation.apps import (
+    validate_controller_revision, validate_daemon_set, validate_deployment, validate_replica_set,
+    validate_stateful_set,
+)
+from control.server.validation.autoscaling import validate_horizontal_pod_autoscaler
+from control.server.validation.batch import validate_cron_job, validate_job
 from control.server.validation.config_data import validate_config_map, validate_secret
 from control.server.validation.event import validate_event
 from control.server.validation.lease import validate_lease
@@ -40,6 +51,7 @@ from control.server.validation.meta import validate_object_meta
 from control.server.validation.namespace import validate_namespace
 from control.server.validation.node import validate_node
 from control.server.validation.pod import validate_pod
+from control.server.validation.service import validate_endpoint_slice, validate_endpoints, validate_service
 
 __all__ = ["VALIDATORS", "Validator", "validate", "validate_object_meta"]
 
@@ -55,6 +67,17 @@ VALIDATORS: dict[str, Validator] = {
     "Secret": validate_secret,
     "Event": validate_event,
     "Lease": validate_lease,
+    "ReplicaSet": validate_replica_set,
+    "Deployment": validate_deployment,
+    "DaemonSet": validate_daemon_set,
+    "StatefulSet": validate_stateful_set,
+    "ControllerRevision": validate_controller_revision,
+    "Job": validate_job,
+    "CronJob": validate_cron_job,
+    "HorizontalPodAutoscaler": validate_horizontal_pod_autoscaler,
+    "Service": validate_service,
+    "Endpoints": validate_endpoints,
+    "EndpointSlice": validate_endpoint_slice,
 }
 
 

@@ -8,19 +8,27 @@ A kind picks only how its names are shaped, in ``NAME_RULES``.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from google.protobuf.message import Message
 
 from control.api.kinds import Kind
 from control.api.manifest import FieldError
-from control.api.names import dns1123_label_errors, dns1123_subdomain_errors, qualified_name_errors
+from control.api.names import (
+    dns1035_label_errors, dns1123_label_errors, dns1123_subdomain_errors, qualified_name_errors,
+)
 from control.server.validation.field_errors import forbidden, invalid, labels_errors, required
 
 _STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 _MAX_ANNOTATIONS_BYTES = 256 * 1024
 # Kinds whose names are DNS-1123 labels; every other kind's are subdomains.
-NAME_RULES: dict[str, Callable[[str], list[str]]] = {"Namespace": dns1123_label_errors}
+# A StatefulSet's name is its pods' host names' prefix, so it must be a label.
+NAME_RULES: dict[str, Callable[[str], list[str]]] = {
+    "Namespace": dns1123_label_errors,
+    "StatefulSet": dns1123_label_errors,
+    # A Service's name is a DNS name of its own (NAME.NAMESPACE.svc), starting with a letter.
+    "Service": dns1035_label_errors,
+}
 
 
 def validate_object_meta(kind: Kind, meta: Message, *, old_meta: Message | None = None) -> list[FieldError]:
@@ -41,16 +49,22 @@ def validate_object_meta(kind: Kind, meta: Message, *, old_meta: Message | None 
     elif meta.namespace:
         errors += invalid("metadata.namespace", meta.namespace, dns1123_label_errors(meta.namespace))
     errors += labels_errors("metadata.labels", meta.labels)
-    for key in sorted(meta.annotations):
-        errors += invalid("metadata.annotations", key, qualified_name_errors(key.lower()))
-    size = sum(len(key.encode()) + len(value.encode()) for key, value in meta.annotations.items())
-    if size > _MAX_ANNOTATIONS_BYTES:
-        errors.append(FieldError("metadata.annotations", "Too long",
-                                 f"must have at most {_MAX_ANNOTATIONS_BYTES} bytes"))
+    errors += annotations_errors("metadata.annotations", meta.annotations)
     errors += finalizer_errors("metadata.finalizers", meta.finalizers)
     errors += _owner_reference_errors(meta.owner_references)
     if old_meta is not None:
         errors += _immutable_meta_errors(meta, old_meta)
+    return errors
+
+
+def annotations_errors(path: str, annotations: Mapping[str, str]) -> list[FieldError]:
+    """Annotation keys are qualified names (of any case); all of them together fit in 256 KiB."""
+    errors: list[FieldError] = []
+    for key in sorted(annotations):
+        errors += invalid(path, key, qualified_name_errors(key.lower()))
+    size = sum(len(key.encode()) + len(value.encode()) for key, value in annotations.items())
+    if size > _MAX_ANNOTATIONS_BYTES:
+        errors.append(FieldError(path, "Too long", f"must have at most {_MAX_ANNOTATIONS_BYTES} bytes"))
     return errors
 
 

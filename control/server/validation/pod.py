@@ -25,7 +25,7 @@ from control.server.validation.pod_scheduling import affinity_errors, toleration
 from control.server.validation.pod_volumes import volumes_errors
 from control.server.validation.security_contexts import pod_security_context_errors
 
-_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
 _DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 _PREEMPTION_POLICIES = ("Never", "PreemptLowerPriority")
 _OS_NAMES = ("linux", "windows")
@@ -38,35 +38,37 @@ _UPDATABLE_POD_FIELDS = (
 
 
 def validate_pod(pod: Message, old: Message | None) -> list[FieldError]:
-    errors = _pod_spec_errors(pod.spec)
+    errors = pod_spec_errors(pod.spec)
     if old is not None:
         errors += _pod_update_errors(pod.spec, old.spec)
     return errors
 
 
-def _pod_spec_errors(spec: Message) -> list[FieldError]:
-    errors, volume_names = volumes_errors(spec.volumes)
+def pod_spec_errors(spec: Message, *, path: str = "spec") -> list[FieldError]:
+    """Kubernetes' ValidatePodSpec for the pod spec at ``path``: a pod's own, or a workload's
+    ``spec.template.spec``."""
+    errors, volume_names = volumes_errors(spec.volumes, spec_path=path)
     grace = spec.termination_grace_period_seconds if spec.HasField("termination_grace_period_seconds") else 30
     if not spec.containers:
-        errors.append(required("spec.containers"))
+        errors.append(required(f"{path}.containers"))
     names: set[str] = set()
     for group, init in (("containers", False), ("initContainers", True)):
         for i, container in enumerate(spec.init_containers if init else spec.containers):
-            path = f"spec.{group}[{i}]"
-            errors += container_errors(container, path, volumes=volume_names, init=init, grace=grace)
+            item = f"{path}.{group}[{i}]"
+            errors += container_errors(container, item, volumes=volume_names, init=init, grace=grace)
             if container.name in names:
-                errors.append(FieldError(f"{path}.name", "Duplicate value", value=container.name))
+                errors.append(FieldError(f"{item}.name", "Duplicate value", value=container.name))
             names.add(container.name)
     if spec.HasField("restart_policy"):
-        errors += one_of("spec.restartPolicy", spec.restart_policy, _RESTART_POLICIES)
+        errors += one_of(f"{path}.restartPolicy", spec.restart_policy, RESTART_POLICIES)
     if spec.HasField("dns_policy"):
-        errors += one_of("spec.dnsPolicy", spec.dns_policy, _DNS_POLICIES)
-    errors += _dns_config_errors(spec)
-    errors += at_least("spec.terminationGracePeriodSeconds", spec.termination_grace_period_seconds, 0)
+        errors += one_of(f"{path}.dnsPolicy", spec.dns_policy, _DNS_POLICIES)
+    errors += _dns_config_errors(spec, path)
+    errors += at_least(f"{path}.terminationGracePeriodSeconds", spec.termination_grace_period_seconds, 0)
     if spec.HasField("active_deadline_seconds") and not 1 <= spec.active_deadline_seconds <= 2**31 - 1:
-        errors += invalid("spec.activeDeadlineSeconds", spec.active_deadline_seconds,
+        errors += invalid(f"{path}.activeDeadlineSeconds", spec.active_deadline_seconds,
                           ["must be between 1 and 2147483647, inclusive"])
-    errors += labels_errors("spec.nodeSelector", spec.node_selector)
+    errors += labels_errors(f"{path}.nodeSelector", spec.node_selector)
     for field, json_name, check in (
         ("service_account_name", "serviceAccountName", dns1123_subdomain_errors),
         ("node_name", "nodeName", dns1123_subdomain_errors),
@@ -74,56 +76,56 @@ def _pod_spec_errors(spec: Message) -> list[FieldError]:
         ("subdomain", "subdomain", dns1123_label_errors),
     ):
         if getattr(spec, field):
-            errors += invalid(f"spec.{json_name}", getattr(spec, field), check(getattr(spec, field)))
-    errors += pod_security_context_errors(spec.security_context)
+            errors += invalid(f"{path}.{json_name}", getattr(spec, field), check(getattr(spec, field)))
+    errors += pod_security_context_errors(spec.security_context, spec_path=path)
     for i, secret in enumerate(spec.image_pull_secrets):
-        errors += name_errors(f"spec.imagePullSecrets[{i}].name", secret.name, dns1123_subdomain_errors)
+        errors += name_errors(f"{path}.imagePullSecrets[{i}].name", secret.name, dns1123_subdomain_errors)
     for i, toleration in enumerate(spec.tolerations):
-        errors += toleration_errors(f"spec.tolerations[{i}]", toleration)
-    errors += affinity_errors(spec.affinity)
+        errors += toleration_errors(f"{path}.tolerations[{i}]", toleration)
+    errors += affinity_errors(spec.affinity, spec_path=path)
     for i, alias in enumerate(spec.host_aliases):
-        errors += invalid(f"spec.hostAliases[{i}].ip", alias.ip, ip_errors(alias.ip))
+        errors += invalid(f"{path}.hostAliases[{i}].ip", alias.ip, ip_errors(alias.ip))
         for hostname in alias.hostnames:
-            errors += invalid(f"spec.hostAliases[{i}].hostnames", hostname, dns1123_subdomain_errors(hostname))
+            errors += invalid(f"{path}.hostAliases[{i}].hostnames", hostname, dns1123_subdomain_errors(hostname))
     if spec.HasField("preemption_policy"):
-        errors += one_of("spec.preemptionPolicy", spec.preemption_policy, _PREEMPTION_POLICIES)
+        errors += one_of(f"{path}.preemptionPolicy", spec.preemption_policy, _PREEMPTION_POLICIES)
     for i, gate in enumerate(spec.readiness_gates):
-        errors += invalid(f"spec.readinessGates[{i}].conditionType", gate.condition_type,
+        errors += invalid(f"{path}.readinessGates[{i}].conditionType", gate.condition_type,
                           qualified_name_errors(gate.condition_type))
-    errors += topology_spread_errors(spec.topology_spread_constraints)
+    errors += topology_spread_errors(spec.topology_spread_constraints, spec_path=path)
     for name in sorted(spec.overhead):
-        errors += quantity_errors(f"spec.overhead[{name}]", spec.overhead[name])
+        errors += quantity_errors(f"{path}.overhead[{name}]", spec.overhead[name])
     if spec.HasField("os"):
-        errors += _os_errors(spec.os)
+        errors += _os_errors(spec.os, path)
     return errors
 
 
-def _os_errors(pod_os: Message) -> list[FieldError]:
+def _os_errors(pod_os: Message, path: str) -> list[FieldError]:
     """The OS a pod's containers need: the scheduler matches it against nodes' kubernetes.io/os label."""
     if not pod_os.name:
-        return [required("spec.os.name")]
-    return one_of("spec.os.name", pod_os.name, _OS_NAMES)
+        return [required(f"{path}.os.name")]
+    return one_of(f"{path}.os.name", pod_os.name, _OS_NAMES)
 
 
-def _dns_config_errors(spec: Message) -> list[FieldError]:
+def _dns_config_errors(spec: Message, path: str) -> list[FieldError]:
     errors: list[FieldError] = []
     config = spec.dns_config
     if spec.dns_policy == "None":
         if not spec.HasField("dns_config"):
-            return [required("spec.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None")]
+            return [required(f"{path}.dnsConfig", "must provide `dnsConfig` when `dnsPolicy` is None")]
         if not config.nameservers:
-            errors.append(required("spec.dnsConfig.nameservers",
+            errors.append(required(f"{path}.dnsConfig.nameservers",
                                    "must provide at least one DNS nameserver when `dnsPolicy` is None"))
     if len(config.nameservers) > 3:
-        errors.append(FieldError("spec.dnsConfig.nameservers", "Invalid value",
+        errors.append(FieldError(f"{path}.dnsConfig.nameservers", "Invalid value",
                                  "must not have more than 3 nameservers"))
     for i, server in enumerate(config.nameservers):
-        errors += invalid(f"spec.dnsConfig.nameservers[{i}]", server, ip_errors(server))
+        errors += invalid(f"{path}.dnsConfig.nameservers[{i}]", server, ip_errors(server))
     for i, search in enumerate(config.searches):
-        errors += invalid(f"spec.dnsConfig.searches[{i}]", search, dns1123_subdomain_errors(search.rstrip(".")))
+        errors += invalid(f"{path}.dnsConfig.searches[{i}]", search, dns1123_subdomain_errors(search.rstrip(".")))
     for i, option in enumerate(config.options):
         if not option.name:
-            errors.append(required(f"spec.dnsConfig.options[{i}]", "Option.Name must not be empty"))
+            errors.append(required(f"{path}.dnsConfig.options[{i}]", "Option.Name must not be empty"))
     return errors
 
 

@@ -47,9 +47,9 @@ def toleration_errors(path: str, toleration: Message) -> list[FieldError]:
     return errors
 
 
-def affinity_errors(affinity: Message) -> list[FieldError]:
+def affinity_errors(affinity: Message, *, spec_path: str = "spec") -> list[FieldError]:
     errors: list[FieldError] = []
-    path = "spec.affinity.nodeAffinity"
+    path = f"{spec_path}.affinity.nodeAffinity"
     node = affinity.node_affinity
     if node.HasField("required_during_scheduling_ignored_during_execution"):
         node_selector = node.required_during_scheduling_ignored_during_execution
@@ -63,7 +63,7 @@ def affinity_errors(affinity: Message) -> list[FieldError]:
         errors += _weight_errors(f"{item}.weight", preferred.weight)
         errors += _node_selector_term_errors(f"{item}.preference", preferred.preference)
     for field, json_name in (("pod_affinity", "podAffinity"), ("pod_anti_affinity", "podAntiAffinity")):
-        pod, path = getattr(affinity, field), f"spec.affinity.{json_name}"
+        pod, path = getattr(affinity, field), f"{spec_path}.affinity.{json_name}"
         for i, term in enumerate(pod.required_during_scheduling_ignored_during_execution):
             errors += _pod_affinity_term_errors(f"{path}.requiredDuringSchedulingIgnoredDuringExecution[{i}]", term)
         for i, weighted in enumerate(pod.preferred_during_scheduling_ignored_during_execution):
@@ -120,15 +120,16 @@ def _requirement_errors(path: str, requirement: Message, operators: Sequence[str
     return []
 
 
-def _label_selector_errors(path: str, selector: Message) -> list[FieldError]:
+def label_selector_errors(path: str, selector: Message) -> list[FieldError]:
+    """A label selector (matchLabels and matchExpressions): pod affinity terms, workload selectors."""
     errors = labels_errors(f"{path}.matchLabels", selector.match_labels)
     return errors + _match_expressions_errors(f"{path}.matchExpressions", selector.match_expressions,
                                               _SELECTOR_OPERATORS)
 
 
 def _pod_affinity_term_errors(path: str, term: Message) -> list[FieldError]:
-    errors = _label_selector_errors(f"{path}.labelSelector", term.label_selector)
-    errors += _label_selector_errors(f"{path}.namespaceSelector", term.namespace_selector)
+    errors = label_selector_errors(f"{path}.labelSelector", term.label_selector)
+    errors += label_selector_errors(f"{path}.namespaceSelector", term.namespace_selector)
     for namespace in term.namespaces:
         errors += invalid(f"{path}.namespaces", namespace, dns1123_label_errors(namespace))
     if not term.topology_key:
@@ -138,11 +139,11 @@ def _pod_affinity_term_errors(path: str, term: Message) -> list[FieldError]:
     return errors
 
 
-def topology_spread_errors(constraints: Sequence[Message]) -> list[FieldError]:
+def topology_spread_errors(constraints: Sequence[Message], *, spec_path: str = "spec") -> list[FieldError]:
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
     for i, constraint in enumerate(constraints):
-        path = f"spec.topologySpreadConstraints[{i}]"
+        path = f"{spec_path}.topologySpreadConstraints[{i}]"
         if constraint.max_skew <= 0:
             errors += invalid(f"{path}.maxSkew", constraint.max_skew, ["must be greater than zero"])
         if not constraint.topology_key:

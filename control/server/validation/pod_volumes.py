@@ -31,12 +31,12 @@ _PROJECTION_SOURCES = (
 )
 
 
-def volumes_errors(volumes: Sequence[Message]) -> tuple[list[FieldError], set[str]]:
-    """The broken rules of ``spec.volumes``, and the names of the volumes it declares."""
+def volumes_errors(volumes: Sequence[Message], *, spec_path: str = "spec") -> tuple[list[FieldError], set[str]]:
+    """The broken rules of a pod spec's volumes (at ``spec_path``), and the names of the volumes it declares."""
     errors: list[FieldError] = []
     names: set[str] = set()
     for i, volume in enumerate(volumes):
-        path = f"spec.volumes[{i}]"
+        path = f"{spec_path}.volumes[{i}]"
         errors += _volume_source_errors(path, volume)
         errors += name_errors(f"{path}.name", volume.name, dns1123_label_errors)
         if volume.name in names:

@@ -21,8 +21,8 @@ _MAX_ID = 2**31 - 1
 _SECCOMP_PROFILE_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
 
 
-def pod_security_context_errors(context: Message) -> list[FieldError]:
-    path = "spec.securityContext"
+def pod_security_context_errors(context: Message, *, spec_path: str = "spec") -> list[FieldError]:
+    path = f"{spec_path}.securityContext"
     errors = _id_errors(path, context, (("run_as_user", "runAsUser"), ("run_as_group", "runAsGroup"),
                                         ("fs_group", "fsGroup")))
     for i, group in enumerate(context.supplemental_groups):

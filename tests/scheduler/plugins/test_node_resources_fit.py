@@ -84,3 +84,22 @@ def test_most_allocated_packs_pods_onto_one_node():
 def test_an_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="unknown scoring strategy"):
         new(strategy="Random")
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [
+    ("LeastAllocated", (50 + 75) // 2),      # cpu 2 of 4 used, memory 2Gi of 8Gi
+    ("MostAllocated", (50 + 25) // 2),
+    ("BalancedAllocation", 87),             # 100 * (1 - |0.5 - 0.25| / 2)
+    ("RequestedToCapacityRatio", (50 + 25) // 2),  # the default shape: 0 at 0%, 10 (x10) at 100%
+])
+def test_each_strategy_scores_as_kubernetes_computes_it(strategy, expected):
+    info = node_info(make_node("a", cpu="4", memory="8Gi"), make_pod("x", cpu="1", memory="1Gi", node_name="a"))
+    assert resource_score(make_pod(cpu="1", memory="1Gi"), info, strategy) == expected
+
+
+def test_resource_weights_and_a_resource_the_node_lacks():
+    info = node_info(make_node("a", cpu="4", memory="8Gi"), make_pod("x", cpu="1", memory="1Gi", node_name="a"))
+    pod = make_pod(cpu="1", memory="1Gi")
+    assert resource_score(pod, info, "LeastAllocated", resources=[("cpu", 3), ("memory", 1)]) == (50 * 3 + 75) // 4
+    # A resource with no allocatable on the node is left out of the mean.
+    assert resource_score(pod, info, "LeastAllocated", resources=[("cpu", 1), ("example.com/gpu", 1)]) == 50
