@@ -195,8 +195,8 @@ class DaemonSetController:
 
     async def run(self) -> None:
         self.daemonsets.add_handler(queue_key_of(self.queue.add))
-        self.pods.add_handler(queue_owner_of(self.queue.add, "DaemonSet"))
-        self.revisions.add_handler(queue_owner_of(self.queue.add, "DaemonSet"))
+        self.pods.add_handler(queue_owner_of(self.queue.add, "DaemonSet", owners=self.daemonsets))
+        self.revisions.add_handler(queue_owner_of(self.queue.add, "DaemonSet", owners=self.daemonsets))
         self.nodes.add_handler(self._node_changed)
         await self.ctx.informers.wait_synced(["DaemonSet", "Pod", "Node", "ControllerRevision"])
         recorder = asyncio.create_task(self.recorder.run())

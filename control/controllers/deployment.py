@@ -83,7 +83,7 @@ from control.controllers.deployment_status import (
     rollout_status,
     set_condition,
 )
-from control.controllers.informers import Informer, controller_uid, queue_key_of
+from control.controllers.informers import Informer, controller_uid, queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
 from control.controllers.ownership import claim_dependents
 from control.controllers.pods import is_finished, owner_reference
@@ -130,24 +130,10 @@ class DeploymentController:
         self.recorder = recorder
         self.queue = WorkQueue()
         self.deployments.add_handler(queue_key_of(self.queue.add))
-        self.replicasets.add_handler(self._replicaset_changed)
+        self.replicasets.add_handler(queue_owner_of(self.queue.add, "Deployment", owners=self.deployments))
         self.pods.add_handler(self._pod_changed)
 
     # ------------------------------------------------------------ watch handlers
-
-    def _replicaset_changed(self, old: Message | None, new: Message | None) -> None:
-        for rs in (old, new):
-            if rs is None:
-                continue
-            owner = next((ref for ref in rs.metadata.owner_references if ref.controller), None)
-            if owner is not None:
-                if owner.kind == "Deployment":
-                    self.queue.add((rs.metadata.namespace, owner.name))
-                continue
-            for deployment in self.deployments.list(rs.metadata.namespace):
-                selector = from_label_selector_message(deployment.spec.selector)
-                if not selector.empty and selector.matches(rs.metadata.labels):
-                    self.queue.add((deployment.metadata.namespace, deployment.metadata.name))
 
     def _pod_changed(self, old: Message | None, new: Message | None) -> None:
         # Only Recreate waits on pods (for the old ones to be gone): a pod

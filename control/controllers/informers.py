@@ -176,20 +176,31 @@ class Informers:
         self._tasks.clear()
 
 
-def queue_owner_of(enqueue: Callable[[Hashable], None], owner_kind: str) -> Handler:
-    """A pod-style handler that queues the (namespace, uid-owner name) of the controller of kind owner_kind.
+def queue_owner_of(enqueue: Callable[[Hashable], None], owner_kind: str, *,
+                   owners: "Informer | None" = None) -> Handler:
+    """A handler for dependents (pods, ReplicaSets, Jobs, revisions): queue (namespace, name) of their controller.
 
-    For dependents (pods, ReplicaSets, Jobs): a change to one means its
-    controlling owner should look again.
+    A change to a dependent means its controlling owner of kind owner_kind
+    should look again. Given the owners' informer, a dependent with no
+    controller at all (an orphan) queues every owner whose selector matches
+    its labels, so one of them can adopt it.
     """
 
     def handler(old: Message | None, new: Message | None) -> None:
         for obj in (old, new):
             if obj is None:
                 continue
-            for ref in obj.metadata.owner_references:
-                if ref.controller and ref.kind == owner_kind:
-                    enqueue((obj.metadata.namespace, ref.name))
+            controller = next((ref for ref in obj.metadata.owner_references if ref.controller), None)
+            if controller is not None:
+                if controller.kind == owner_kind:
+                    enqueue((obj.metadata.namespace, controller.name))
+                continue
+            if owners is None:
+                continue
+            for owner in owners.list(obj.metadata.namespace):
+                selector = selectors.from_label_selector_message(owner.spec.selector)
+                if not selector.empty and selector.matches(obj.metadata.labels):
+                    enqueue((owner.metadata.namespace, owner.metadata.name))
 
     return handler
 

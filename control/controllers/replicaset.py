@@ -40,7 +40,7 @@ from control.api import errors
 from control.api.selectors import from_label_selector_message
 from control.api.timestamps import format_time, parse_time
 from control.client import Client
-from control.controllers.informers import Informer, queue_key_of
+from control.controllers.informers import Informer, queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
 from control.controllers.ownership import claim_dependents
 from control.controllers.pods import is_active, is_available, pod_from_template, ready_since
@@ -148,23 +148,9 @@ class ReplicaSetController:
         self.queue = WorkQueue()
         self.deleted = DeletedPods()
         self.replicasets.add_handler(queue_key_of(self.queue.add))
-        self.pods.add_handler(self._pod_changed)
+        self.pods.add_handler(queue_owner_of(self.queue.add, "ReplicaSet", owners=self.replicasets))
 
     # ------------------------------------------------------------ watch handlers
-
-    def _pod_changed(self, old: Message | None, new: Message | None) -> None:
-        for pod in (old, new):
-            if pod is None:
-                continue
-            owner = next((ref for ref in pod.metadata.owner_references if ref.controller), None)
-            if owner is not None:
-                if owner.kind == "ReplicaSet":
-                    self.queue.add((pod.metadata.namespace, owner.name))
-                continue
-            for rs in self.replicasets.list(pod.metadata.namespace):
-                selector = from_label_selector_message(rs.spec.selector)
-                if not selector.empty and selector.matches(pod.metadata.labels):
-                    self.queue.add((rs.metadata.namespace, rs.metadata.name))
 
     # ------------------------------------------------------------ reconcile
 

@@ -152,8 +152,8 @@ class StatefulSetController:
 
     async def run(self) -> None:
         self.statefulsets.add_handler(queue_key_of(self.queue.add))
-        self.pods.add_handler(queue_owner_of(self.queue.add, "StatefulSet"))
-        self.revisions.add_handler(queue_owner_of(self.queue.add, "StatefulSet"))
+        self.pods.add_handler(queue_owner_of(self.queue.add, "StatefulSet", owners=self.statefulsets))
+        self.revisions.add_handler(queue_owner_of(self.queue.add, "StatefulSet", owners=self.statefulsets))
         await self.ctx.informers.wait_synced(["StatefulSet", "Pod", "ControllerRevision"])
         recorder = asyncio.create_task(self.recorder.run())
         try:

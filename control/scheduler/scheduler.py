@@ -4,8 +4,8 @@ Shaped like kube-scheduler: informers (the controllers' shared ones when the
 scheduler runs beside them, else its own reflectors: list, then watch from
 the last resourceVersion seen) keep a cache (control.scheduler.cache) of
 Nodes and Pods in all namespaces; watch handlers only update the cache and
-queue pod keys; one decision loop takes one pod key at
-a time and runs ``schedule_pod``:
+queue pod keys; one decision loop takes one pod key at a time and runs
+``schedule_pod``:
 
 - the pod must still be ours: unbound (spec.nodeName empty), for one of our
   profiles (spec.schedulerName; empty means default-scheduler), not being
