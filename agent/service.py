@@ -5,7 +5,8 @@ socket answers, else the process runtime, and the log says which and why),
 the agent's gRPC server for logs and exec (agent.server; its port goes into
 the Node's status for the control service to find), the Node registration,
 the heartbeat Lease, the node status reporter, the pod manager (recovering
-what the runtime still runs before it starts), and the Prometheus endpoint.
+what the runtime still runs before it starts; pods' DNS from ``--cluster-dns``),
+the routes to other nodes' pods (agent/routes.py), and the Prometheus endpoint.
 Stops on SIGTERM/SIGINT without touching running pods: pods outlive the
 agent, and the next agent adopts them.
 """
@@ -13,6 +14,7 @@ agent, and the next agent adopts them.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -25,6 +27,7 @@ from prometheus_client import start_http_server
 
 from agent.metrics import AgentMetrics, InstrumentedRuntime, sample_container_stats
 from agent.node import MachineFacts, NodeIdentity, NodeLease, NodeStatusReporter, register_node
+from agent.pods.dns import ClusterDNS
 from agent.image_import import image_store_for
 from agent.pod_containers import APIPodLookup
 from agent.runtime.base import ContainerRuntime
@@ -55,6 +58,13 @@ class AgentConfig:
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
     backoff_reset: float = 600.0
+    # Pods' DNS (agent/pods/dns.py): the cluster DNS's addresses (none: the host's), the cluster
+    # domain, and the host's resolver file.
+    cluster_dns: tuple[str, ...] = ("10.96.0.10",)
+    cluster_domain: str = "cluster.local"
+    resolv_conf: str = "/etc/resolv.conf"
+    # Keep routes to the other nodes' pod CIDRs (agent/routes.py).
+    pod_routes: bool = True
 
 
 async def choose_runtime(config: AgentConfig) -> tuple[ContainerRuntime, str]:
@@ -118,7 +128,9 @@ class Agent:
             host_ip=facts.internal_ip,
             backoff=RestartBackoff(initial=config.backoff_initial, maximum=config.backoff_max,
                                    reset_after=config.backoff_reset),
-            on_pod_started=self._observe_pod_start)
+            on_pod_started=self._observe_pod_start,
+            cluster_dns=ClusterDNS(servers=config.cluster_dns, domain=config.cluster_domain),
+            resolv_conf=config.resolv_conf)
         await pods.recover()
         if config.metrics_listen:
             host, _, port = config.metrics_listen.rpartition(":")
@@ -131,6 +143,11 @@ class Agent:
             asyncio.create_task(pods.run()),
             asyncio.create_task(sample_container_stats(self._runtime, self.metrics)),
         ]
+        if config.pod_routes:
+            from agent.routes import NetlinkRouteTable, PodRouteKeeper
+
+            keeper = PodRouteKeeper(self._api, node_name=config.node_name, table=NetlinkRouteTable())
+            self._tasks.append(asyncio.create_task(keeper.run()))
         log.info("agent for node %s started (data in %s)", config.node_name, config.data_dir)
 
     def _observe_pod_start(self, pod) -> None:
@@ -204,6 +221,27 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+def parse_cluster_dns(text: str) -> tuple[str, ...]:
+    """--cluster-dns: comma-separated IP addresses ('' for none); a ValueError names the flag."""
+    servers = tuple(part.strip() for part in (text or "").split(",") if part.strip())
+    for server in servers:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise ValueError(f"--cluster-dns: Invalid value: {server!r}: must be a valid IP address") from None
+    if len(servers) > 3:
+        raise ValueError(f"--cluster-dns: Invalid value: {text!r}: must not have more than 3 nameservers")
+    return servers
+
+
+def parse_cluster_domain(text: str) -> str:
+    """--cluster-domain: a DNS domain name; a ValueError names the flag."""
+    domain = (text or "").strip(".")
+    if not domain or any(not label or len(label) > 63 for label in domain.split(".")):
+        raise ValueError(f"--cluster-domain: Invalid value: {text!r}: must be a DNS domain name")
+    return domain
+
+
 def run(args) -> int:
     """Entry point of ``sampan agent`` (args from the CLI's parser)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -216,7 +254,11 @@ def run(args) -> int:
             pod_cidr=args.pod_cidr or "", node_ip=args.node_ip or "",
             node_labels=parse_labels(args.node_labels), metrics_listen=args.metrics_listen,
             listen=args.listen,
-            backoff_initial=args.restart_backoff, backoff_max=args.restart_backoff_max)
+            backoff_initial=args.restart_backoff, backoff_max=args.restart_backoff_max,
+            cluster_dns=parse_cluster_dns(getattr(args, "cluster_dns", "10.96.0.10")),
+            cluster_domain=parse_cluster_domain(getattr(args, "cluster_domain", "cluster.local")),
+            resolv_conf=getattr(args, "resolv_conf", AgentConfig.resolv_conf),
+            pod_routes=getattr(args, "pod_routes", True))
         asyncio.run(serve(config))
     except ValueError as err:
         log.error("%s", err)

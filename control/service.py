@@ -3,10 +3,12 @@
 Wires the pieces together: the store chosen by URL (wrapped with metrics),
 the ResourceService that gives API verbs their meaning, the gRPC server with
 the API service, gRPC health checking and server reflection, the Prometheus
-``/metrics`` endpoint, history compaction, the controllers and the scheduler.
-Every replica serves the API; the scheduler and the controllers run only on
-the replica that holds the leader Lease (control/leaderelection.py), each
-term on fresh informers, and stop the moment the lease may be lost.
+``/metrics`` endpoint, history compaction, the controllers, the scheduler and
+the cluster DNS (control/dns/).
+Every replica serves the API; the scheduler, the controllers and the cluster
+DNS run only on the replica that holds the leader Lease
+(control/leaderelection.py), each term on fresh informers, and stop the
+moment the lease may be lost.
 Stops cleanly on SIGTERM or SIGINT: the gRPC server drains, background tasks
 end, the store closes.
 """
@@ -30,6 +32,7 @@ from control.api import errors, kinds
 from control.client import Client
 from control.controllers.informers import Informers
 from control.controllers.manager import ControllerContext, ControllerOptions, run_controllers
+from control.dns.cluster_dns import ClusterDNSConfig, cluster_dns_ip, run_cluster_dns
 from control.leaderelection import LeaderElectionConfig, LeaderElector
 from control.scheduler.config import SchedulerConfiguration, load_config
 from control.scheduler.scheduler import run_scheduler
@@ -74,6 +77,9 @@ class ControlConfig:
     service_cidr: str = DEFAULT_SERVICE_CIDR
     service_node_port_range: str = DEFAULT_NODE_PORT_RANGE
     allocation_repair_interval: float = DEFAULT_REPAIR_INTERVAL_SECONDS
+    # The cluster DNS the leader serves (--cluster-dns-listen, --cluster-domain); None: none.
+    # ``sampan control`` turns it on by default; an in-process service (tests) only when given one.
+    cluster_dns: ClusterDNSConfig | None = None
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -184,6 +190,8 @@ class ControlService:
         informers = Informers(api)
         async with asyncio.TaskGroup() as group:
             group.create_task(run_scheduler(api, config=self.config.scheduler_config, informers=informers))
+            if self.config.cluster_dns is not None:
+                group.create_task(run_cluster_dns(api, informers, self.config.cluster_dns))
             group.create_task(run_controllers(ControllerContext(api, informers, options,
                                                                 clock=self.config.controller_clock)))
 
@@ -263,6 +271,22 @@ def node_lifecycle_from_args(args) -> dict:
     return fields
 
 
+def cluster_dns_from_args(args, *, service_cidr: str) -> ClusterDNSConfig | None:
+    """The --cluster-dns-* and --cluster-domain flags (None: --cluster-dns-listen ''); a ValueError names the flag.
+
+    The DNS Service's cluster IP is the tenth address of the service range."""
+    listen = getattr(args, "cluster_dns_listen", ClusterDNSConfig.listen)
+    if not listen:
+        return None
+    try:
+        cluster_ip = cluster_dns_ip(service_cidr)
+    except ValueError:
+        cluster_ip = ClusterDNSConfig.cluster_ip  # the service allocator refuses the range itself, saying why
+    return ClusterDNSConfig(listen=listen, domain=getattr(args, "cluster_domain", None) or ClusterDNSConfig.domain,
+                            advertise_address=getattr(args, "cluster_dns_advertise_address", None) or "",
+                            cluster_ip=cluster_ip)
+
+
 async def serve(config: ControlConfig) -> None:
     service = ControlService(config)
     stop = asyncio.Event()
@@ -293,6 +317,7 @@ def run(args) -> int:
         config = dataclasses.replace(config, leader_election=leader_election_from_args(args))
         if getattr(args, "scheduler_config", None):
             config = dataclasses.replace(config, scheduler_config=load_config(args.scheduler_config))
+        config = dataclasses.replace(config, cluster_dns=cluster_dns_from_args(args, service_cidr=config.service_cidr))
         asyncio.run(serve(config))
     except ValueError as err:
         log.error("%s", err)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2)
+DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2 nftables qemu-system-x86 cpio kmod ipvsadm)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -25,5 +25,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# Debian's stock kernel for the IPVS tests' qemu VM (this kernel may lack IPVS), cached once.
+.venv/bin/python -m tests.support.qemu_vm
 
 exec .venv/bin/python -m pytest tests "$@"

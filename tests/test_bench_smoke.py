@@ -17,6 +17,9 @@ import pytest
 from tests.bench.agent_node import containerd_missing
 from tests.bench.report import (
     BREAKDOWN_HEADER,
+    DENSITY_API_HEADER,
+    DENSITY_HEADER,
+    DENSITY_RESOURCES_HEADER,
     FAILOVER_HEADER,
     FANOUT_HEADER,
     FOOTPRINT_HEADER,
@@ -44,7 +47,7 @@ def test_quick_benchmarks_run_and_print_their_tables():
         pytest.fail(f"python -m tests.bench --quick took over 120 s; stderr:\n{stderr[-4000:]}")
     assert bench.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
     headers = [THROUGHPUT_HEADER, BREAKDOWN_HEADER, FANOUT_HEADER, FOOTPRINT_HEADER, FAILOVER_HEADER,
-               SCHEDULER_HEADER]
+               SCHEDULER_HEADER, DENSITY_HEADER, DENSITY_API_HEADER, DENSITY_RESOURCES_HEADER]
     if containerd_missing() is None:
         headers += [POD_STARTUP_HEADER, POD_STAGES_HEADER]
     for header in headers:

@@ -34,6 +34,7 @@ from typing import Callable
 from agent.pods import runtime_specs
 from agent.pods.backoff import BackoffTracker, RestartBackoff
 from agent.pods.config_cache import ConfigCache, references
+from agent.pods.dns import RESOLV_CONF, ClusterDNS, read_resolv_conf
 from control.recorder import EventRecorder
 from agent.pods.pod_sync import PodSyncer
 from agent.pods.probes import ProbeManager
@@ -78,8 +79,10 @@ class PodManager:
         self, *, api: Client, runtime: ContainerRuntime, node_name: str, data_dir: str, host_ip: str,
         backoff: RestartBackoff | None = None, resync_seconds: float = 10.0, relist_seconds: float = 1.0,
         on_pod_started: Callable[[core_pb2.Pod], None] | None = None,
+        cluster_dns: ClusterDNS = runtime_specs.NO_CLUSTER_DNS, resolv_conf: str = RESOLV_CONF,
     ) -> None:
-        """on_pod_started is called once per pod when it is first reported Running."""
+        """on_pod_started is called once per pod when it is first reported Running; pods' DNS settings
+        start from the host's resolv_conf and cluster_dns (agent/pods/dns.py)."""
         self._api = api
         self._runtime = runtime
         self.node_name = node_name
@@ -108,7 +111,7 @@ class PodManager:
         self.syncer = PodSyncer(
             runtime=runtime, relister=self.relister, volumes=self.volumes, starter=starter, probes=self.probes,
             events=self.events, statuses=self.statuses, crash_backoff=crash_backoff, host_ip=host_ip,
-            host_dns=runtime_specs.read_resolv_conf(), schedule=self._schedule)
+            host_dns=read_resolv_conf(resolv_conf), cluster_dns=cluster_dns, schedule=self._schedule)
         self.workers = PodWorkers(self._sync, on_retry=self._schedule)
 
     # ------------------------------------------------------------ public

@@ -32,6 +32,7 @@ from typing import Callable
 
 from agent.pods import runtime_specs
 from agent.pods.backoff import BackoffTracker, format_duration
+from agent.pods.dns import ClusterDNS, pod_dns
 from control.recorder import EventRecorder
 from agent.pods.probes import ProbeManager, ProbeTarget
 from agent.pods.relister import PodRelister, RuntimeSnapshot
@@ -77,6 +78,7 @@ class PodSyncer:
         self, *, runtime: ContainerRuntime, relister: PodRelister, volumes: VolumeManager,
         starter: ContainerStarter, probes: ProbeManager, events: EventRecorder, statuses: StatusManager,
         crash_backoff: BackoffTracker, host_ip: str, host_dns: DNSConfig, schedule: Callable[[str, float], None],
+        cluster_dns: ClusterDNS = runtime_specs.NO_CLUSTER_DNS,
     ) -> None:
         self._runtime = runtime
         self.runtime_name = ""
@@ -89,6 +91,7 @@ class PodSyncer:
         self._crash_backoff = crash_backoff
         self._host_ip = host_ip
         self._host_dns = host_dns
+        self._cluster_dns = cluster_dns
         self._schedule = schedule
         self._waiting: dict[str, dict[str, Waiting]] = {}
         self._forced_restarts: set[str] = set()  # instances killed to be restarted whatever the policy
@@ -136,6 +139,7 @@ class PodSyncer:
         ctx = StartContext(
             pod=pod, sandbox=sandbox, volume_paths=volume_paths, pod_ip=pod_ip, waiting=waiting,
             sandbox_spec=runtime_specs.sandbox_spec(pod, attempt=sandbox.attempt, host_dns=self._host_dns,
+                                                    cluster_dns=self._cluster_dns,
                                                     log_directory=self._volumes.log_directory(pod)))
         in_sandbox = [c for c in snapshot.containers_of(uid) if c.sandbox_id == sandbox.id]
         initialized, init_acted = await self._sync_init_containers(ctx, in_sandbox, snapshot)
@@ -156,7 +160,10 @@ class PodSyncer:
         log_directory = self._volumes.log_directory(pod)
         os.makedirs(log_directory, exist_ok=True)
         attempt = previous.attempt + 1 if previous is not None else 0
-        spec = runtime_specs.sandbox_spec(pod, attempt=attempt, log_directory=log_directory, host_dns=self._host_dns)
+        spec = runtime_specs.sandbox_spec(pod, attempt=attempt, log_directory=log_directory, host_dns=self._host_dns,
+                                          cluster_dns=self._cluster_dns)
+        for reason, message in pod_dns(pod, host=self._host_dns, cluster=self._cluster_dns).warnings:
+            self._events.warning(pod, reason, message)
         try:
             return await self._runtime.run_sandbox(spec)
         except RuntimeError_ as err:

@@ -1,6 +1,6 @@
 """From a Pod to what the runtime is asked for: sandbox and container specs.
 
-Pure translation, no I/O besides reading the host's resolv.conf. The labels
+Pure translation, no I/O (a pod's DNS settings are formed in dns.py). The labels
 written here are how the agent recognises its own sandboxes and containers
 after a restart: the pod's uid, name and namespace, the container's name,
 its kind (init or app) and a hash of its spec (a changed spec, e.g. a new
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Mapping
 
+from agent.pods.dns import ClusterDNS, pod_dns, read_resolv_conf  # noqa: F401 (re-exported)
 from agent.runtime.base import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
@@ -32,7 +33,8 @@ LABEL_CONTAINER_KIND = "io.sampan.container.kind"  # "init" or "app"
 # Kept on sandboxes so an orphaned pod (gone from the API) is stopped with its own grace period.
 LABEL_GRACE_PERIOD = "io.sampan.pod.terminationGracePeriod"
 INIT, APP = "init", "app"
-RESOLV_CONF = "/etc/resolv.conf"
+# No cluster DNS: ClusterFirst pods get the host's resolvers.
+NO_CLUSTER_DNS = ClusterDNS()
 _MAX_HOSTNAME = 63
 
 
@@ -55,41 +57,13 @@ def grace_period(pod: core_pb2.Pod) -> int:
     return 30
 
 
-def read_resolv_conf(path: str = RESOLV_CONF) -> DNSConfig:
-    servers: list[str] = []
-    searches: list[str] = []
-    options: list[str] = []
-    try:
-        with open(path) as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return DNSConfig()
-    for line in lines:
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        if fields[0] == "nameserver" and len(fields) > 1:
-            servers.append(fields[1])
-        elif fields[0] in ("search", "domain"):
-            searches = fields[1:]
-        elif fields[0] == "options":
-            options.extend(fields[1:])
-    return DNSConfig(tuple(servers), tuple(searches), tuple(options))
+def dns_config(pod: core_pb2.Pod, host: DNSConfig, cluster: ClusterDNS = NO_CLUSTER_DNS) -> DNSConfig:
+    """The pod's resolver settings (agent/pods/dns.py forms them, with the warnings that raises)."""
+    return pod_dns(pod, host=host, cluster=cluster).config
 
 
-def dns_config(pod: core_pb2.Pod, host: DNSConfig) -> DNSConfig:
-    """The pod's resolver: the host's (there is no cluster DNS yet) unless dnsPolicy None, plus dnsConfig."""
-    base = DNSConfig() if pod.spec.dns_policy == "None" else host
-    extra = pod.spec.dns_config
-    servers = list(dict.fromkeys([*base.servers, *extra.nameservers]))
-    searches = list(dict.fromkeys([*base.searches, *extra.searches]))
-    options = {option.split(":", 1)[0]: option for option in base.options}
-    for option in extra.options:
-        options[option.name] = f"{option.name}:{option.value}" if option.HasField("value") else option.name
-    return DNSConfig(tuple(servers), tuple(searches), tuple(options.values()))
-
-
-def sandbox_spec(pod: core_pb2.Pod, *, attempt: int, log_directory: str, host_dns: DNSConfig) -> SandboxSpec:
+def sandbox_spec(pod: core_pb2.Pod, *, attempt: int, log_directory: str, host_dns: DNSConfig,
+                 cluster_dns: ClusterDNS = NO_CLUSTER_DNS) -> SandboxSpec:
     spec = pod.spec
     ports = tuple(
         PortMapping(container_port=port.container_port, host_port=port.host_port,
@@ -99,7 +73,7 @@ def sandbox_spec(pod: core_pb2.Pod, *, attempt: int, log_directory: str, host_dn
     return SandboxSpec(
         pod_uid=pod.metadata.uid, pod_name=pod.metadata.name, namespace=pod.metadata.namespace,
         attempt=attempt, hostname=(spec.hostname or pod.metadata.name)[:_MAX_HOSTNAME],
-        host_network=spec.host_network, log_directory=log_directory, dns=dns_config(pod, host_dns),
+        host_network=spec.host_network, log_directory=log_directory, dns=dns_config(pod, host_dns, cluster_dns),
         port_mappings=ports, labels=labels, annotations=dict(pod.metadata.annotations))
 
 

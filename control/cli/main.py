@@ -110,8 +110,12 @@ def build_parser() -> CommandLineParser:
                             help="Run the control service (API server, store, controllers)."))
     _define_agent(command("agent", module="agent",
                           help="Run the node agent: register this machine and run the pods bound to it."))
+    _define_proxy(command("proxy", module="proxy",
+                          help="Run the service proxy: program this node so that Services' addresses reach their "
+                               "pods."))
     _define_up(command("up", module="up", client=False,
-                       help="Bring up a single-node cluster on this machine (control service and agent)."))
+                       help="Bring up a single-node cluster on this machine (control service, agent and "
+                            "service proxy)."))
     _define_simulate_nodes(command(
         "simulate-nodes", module="simulate_nodes",
         help="Register simulated nodes that run their pods without containers (scale tests)."))
@@ -432,6 +436,15 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
                      help="the IPv4 range Services' cluster IPs come from (default 10.96.0.0/12)")
     sub.add_argument("--service-node-port-range", default=None, metavar="FIRST-LAST",
                      help="the ports NodePort Services' node ports come from (default 30000-32767)")
+    sub.add_argument("--cluster-dns-listen", default="127.0.0.1:10053", metavar="IP:PORT",
+                     help="where the leader serves cluster DNS, UDP and TCP ('' to disable); pods reach it "
+                          "through the kube-dns Service only if this is an address they can route to, such as "
+                          "the node's address on port 53")
+    sub.add_argument("--cluster-dns-advertise-address", default=None, metavar="IP",
+                     help="the address the kube-dns endpoints name (default: the listen address, or for "
+                          "0.0.0.0 this machine's first global IPv4 address)")
+    sub.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                     help="the domain the cluster DNS answers for (Services are SERVICE.NAMESPACE.svc.DOMAIN)")
     sub.add_argument("--default-toleration-seconds", type=int, default=None, metavar="SECONDS",
                      help="how long pods tolerate a not-ready or unreachable node unless they say otherwise "
                           "(default 300)")
@@ -471,6 +484,38 @@ def _define_agent(sub: argparse.ArgumentParser) -> None:
                      help="first container restart back-off (doubles each crash)")
     sub.add_argument("--restart-backoff-max", type=float, default=300.0, metavar="SECONDS",
                      help="the longest container restart back-off")
+    sub.add_argument("--cluster-dns", default="10.96.0.10", metavar="IP[,IP...]",
+                     help="the nameservers of pods with dnsPolicy ClusterFirst (the kube-dns Service's cluster "
+                          "IP; '' to give them the host's resolvers instead)")
+    sub.add_argument("--cluster-domain", default="cluster.local", metavar="DOMAIN",
+                     help="the cluster's DNS domain, for pods' search paths")
+    sub.add_argument("--resolv-conf", default="/etc/resolv.conf", metavar="PATH",
+                     help="the host's resolver file, the base of pods' DNS ('' for none)")
+    sub.add_argument("--pod-routes", type=parse_bool, default=True, metavar="BOOL",
+                     help="keep a route to every other node's pod CIDR through that node's address "
+                          "(needs root; default true)")
+
+
+def _define_proxy(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--node-name", default=None, metavar="NAME",
+                     help="the Node this proxy runs on (its addresses serve NodePorts; default: the hostname)")
+    sub.add_argument("--mode", choices=("auto", "ipvs", "nftables", "userspace"), default="auto",
+                     help="auto: ipvs if the kernel has IPVS, else nftables if nft works and we are root, "
+                          "else userspace")
+    sub.add_argument("--metrics-listen", default="127.0.0.1:10256", metavar="HOST:PORT",
+                     help="the Prometheus /metrics address ('' to disable)")
+    sub.add_argument("--min-sync-period", type=float, default=0.1, metavar="SECONDS",
+                     help="syncs run at most this often; changes meanwhile are applied together (default 0.1)")
+    sub.add_argument("--sync-period", type=float, default=30.0, metavar="SECONDS",
+                     help="how often everything is rewritten from scratch, whether or not anything changed "
+                          "(default 30)")
+    sub.add_argument("--cluster-cidr", default="", metavar="CIDR",
+                     help="the pods' addresses: traffic to a ClusterIP from outside this range is masqueraded "
+                          "(default: none is)")
+    sub.add_argument("--ipvs-scheduler", default="", metavar="NAME",
+                     help="the IPVS scheduler in ipvs mode (default rr)")
+    sub.add_argument("--cleanup", action="store_true",
+                     help="remove the rules every proxy mode may have left on this machine, then exit")
 
 
 def _define_simulate_nodes(sub: argparse.ArgumentParser) -> None:
@@ -506,6 +551,9 @@ def _define_up(sub: argparse.ArgumentParser) -> None:
                      help="the Linux bridge a private containerd's pods join")
     sub.add_argument("--control-metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT")
     sub.add_argument("--agent-metrics-listen", default="127.0.0.1:10250", metavar="HOST:PORT")
+    sub.add_argument("--proxy-metrics-listen", default="127.0.0.1:10256", metavar="HOST:PORT")
+    sub.add_argument("--proxy-mode", choices=("auto", "ipvs", "nftables", "userspace"), default="auto",
+                     help="the service proxy's mode (see sampan proxy --help)")
     sub.add_argument("--agent-listen", default="0.0.0.0:10251", metavar="HOST:PORT",
                      help="the agent's gRPC address for logs and exec (port 0: any free port)")
 

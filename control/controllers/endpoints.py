@@ -159,7 +159,8 @@ def managed_labels(service: Message, managed_by: tuple[str, str]) -> dict[str, s
 # ------------------------------------------------------------ Endpoints
 
 
-def desired_subsets(service: Message, endpoints: Iterable[PodEndpoint]) -> tuple[list[services_pb2.EndpointSubset], bool]:
+def desired_subsets(service: Message,
+                    endpoints: Iterable[PodEndpoint]) -> tuple[list[services_pb2.EndpointSubset], bool]:
     """The Endpoints' subsets (addresses grouped by the port list they serve) and whether it was truncated."""
     namespace = service.metadata.namespace
     groups: dict[tuple[ResolvedPort, ...], tuple[list, list]] = {}

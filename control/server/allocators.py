@@ -11,15 +11,16 @@ allocator keeps one IPAddress object per address in the same way.)
 
 The Store has no transaction over several keys, so a Service and its records
 are written in an order that can leak an allocation but never double-book
-one: records first, then the Service (``claim``), and a Service write that
-fails releases the records it took; on delete the Service goes first, then
-its records (``release``). A crash in between leaves a record that no
-Service holds. ``repair`` (run at start and every few minutes, as
-Kubernetes' repair controllers are) deletes such records once they are older
-than a grace period (a younger one may belong to a create in flight on
-another replica), restores records missing for Services that hold an
-address, and reports addresses two Services claim and addresses outside the
-configured ranges.
+one: records first, then the Service (``claim``); a Service write the store
+refuses gives its records back; on delete the Service goes first, then its
+records (``release``). A crash in between leaves a record that no Service
+holds. ``repair`` (run at start and every few minutes, as Kubernetes' repair
+controllers are) deletes such records once they are older than a grace
+period (a younger one may belong to a create in flight on another replica;
+a create stalled between its two writes for longer than that is the one
+window left, as in Kubernetes), restores records missing for Services that
+hold an address, and reports addresses two Services claim and addresses
+outside the configured ranges.
 
 Ranges: ``--service-cidr`` (default 10.96.0.0/12) without its network and
 broadcast addresses, and ``--service-node-port-range`` (default
@@ -389,10 +390,13 @@ class ServiceAllocations:
 
         Entering takes the cluster IP and node ports ``service`` needs and
         ``old`` did not hold (raising InvalidError for a value that is taken
-        or out of range, InternalError for a full range); an exception from
-        the write gives them back; after a successful write, what ``old``
-        held and ``service`` no longer does is released. Other kinds pass
-        through untouched.
+        or out of range, InternalError for a full range); a write the store
+        refused (its compare-and-swap failed) gives them back; after a
+        successful write, what ``old`` held and ``service`` no longer does
+        is released. Any other failure (cancelled, store unreachable) may
+        have written the Service after all, so what was taken stays: at
+        worst a leak, which repair releases. Other kinds pass through
+        untouched.
         """
         if kind.kind != "Service":
             yield
@@ -400,7 +404,7 @@ class ServiceAllocations:
         taken = await self._allocate(service, old)
         try:
             yield
-        except BaseException:
+        except (KeyExistsError, KeyNotFoundError, RevisionConflictError):
             await self._give_back(taken, uid=service.metadata.uid)
             raise
         if old is not None:

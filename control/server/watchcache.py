@@ -105,7 +105,12 @@ class KindCache:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Cancel until it has ended: a cancellation that lands as the etcd
+            # client sets a watch up can be swallowed (asyncio.wait_for in Python
+            # 3.11), which would leave the task waiting on that watch for ever.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.5)
             await asyncio.gather(self._task, return_exceptions=True)
         for subscriber in list(self._subscribers):
             subscriber.close(CacheReset("the control service is stopping"))

@@ -107,7 +107,7 @@ def run_scheduler_benchmark(store: str, workload: str, plan: SchedulerPlan, repo
         config = workdir / "scheduler.yaml"
         config.write_text(SCHEDULER_CONFIG)
         server = stack.enter_context(_control_service(workdir / "control", store_url))
-        nodes = stack.enter_context(_simulated_nodes(server.address, workdir / "nodes.log", plan.nodes))
+        nodes = stack.enter_context(simulated_nodes(server.address, workdir / "nodes.log", plan.nodes))
         profile = None
         if profile_dir is not None:
             profile_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def _control_service(workdir: Path, store_url: str) -> Iterator[ControlServer]:
 
 
 @contextlib.contextmanager
-def _simulated_nodes(server: str, log_path: Path, count: int) -> Iterator[subprocess.Popen[bytes]]:
+def simulated_nodes(server: str, log_path: Path, count: int) -> Iterator[subprocess.Popen[bytes]]:
     command = [sys.executable, "-m", "control.cli.main", "--server", server, "simulate-nodes", "--count", str(count),
                "--cpu", NODE_CPU, "--memory", NODE_MEMORY]
     with open(log_path, "ab") as log:
@@ -179,7 +179,7 @@ def bench_pod(name: str, namespace: str, *, scheduler: str, workload: str = PLAI
     return pod
 
 
-async def _wait_nodes(api: Client, nodes: subprocess.Popen[bytes], count: int, timeout: float) -> float:
+async def wait_nodes_ready(api: Client, nodes: subprocess.Popen[bytes], count: int, timeout: float) -> float:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         if nodes.poll() is not None:
@@ -191,7 +191,7 @@ async def _wait_nodes(api: Client, nodes: subprocess.Popen[bytes], count: int, t
     raise RuntimeError(f"fewer than {count} Ready nodes after {timeout:g} s")
 
 
-async def _namespace(api: Client, name: str) -> None:
+async def ensure_namespace(api: Client, name: str) -> None:
     namespace = core_pb2.Namespace(api_version="v1", kind="Namespace")
     namespace.metadata.name = name
     with contextlib.suppress(errors.AlreadyExistsError):
@@ -214,7 +214,7 @@ async def _create_pods(clients: list[Client], count: int, namespace: str, *, sch
 
 async def _baseline(clients: list[Client], count: int) -> float:
     """Pod updates per second (spec.nodeName set) at the scheduler's binding concurrency."""
-    await _namespace(clients[0], BASELINE_NAMESPACE)
+    await ensure_namespace(clients[0], BASELINE_NAMESPACE)
     pods = await _create_pods(clients, count, BASELINE_NAMESPACE, scheduler=UNSERVED_SCHEDULER)
 
     async def bind(worker: int, index: int) -> None:
@@ -253,12 +253,12 @@ async def _run(server: ControlServer, nodes: subprocess.Popen[bytes], *, store: 
     channels = max(1, MAX_BINDINGS_IN_FLIGHT // TASKS_PER_CHANNEL)
     clients = [Client.connect(server.address) for _ in range(channels)]
     try:
-        waited = await _wait_nodes(clients[0], nodes, plan.nodes, plan.timeout)
+        waited = await wait_nodes_ready(clients[0], nodes, plan.nodes, plan.timeout)
         progress(f"scheduler {store} {workload}: {plan.nodes} nodes Ready after {waited:.1f} s; baseline")
         baseline = await _baseline(clients, plan.baseline)
         progress(f"scheduler {store} {workload}: baseline {baseline:,.0f} pod updates/s;"
                  f" creating {pods} pods with the scheduler paused")
-        await _namespace(clients[0], NAMESPACE)
+        await ensure_namespace(clients[0], NAMESPACE)
         await _create_pods(clients, pods, NAMESPACE, scheduler=BENCH_SCHEDULER, workload=workload)
         _, resource_version = await clients[0].list("Pod", namespace=NAMESPACE)
         progress(f"scheduler {store} {workload}: restarting the control service with a {BENCH_SCHEDULER} profile")

@@ -14,8 +14,8 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
-from tests.bench.measure import LatencySummary, LoadResult
-from tests.bench.server_metrics import ServerTimes
+from tests.bench.measure import LatencySummary, LoadResult, percentile
+from tests.bench.server_metrics import ServerTimes, VerbLatency
 
 THROUGHPUT_TITLE = "## API create and get: throughput and latency"
 THROUGHPUT_HEADER = (
@@ -71,6 +71,26 @@ FAILOVER_HEADER = (
     " | first binding / bound |"
 )
 FOOTPRINT_TARGET_CPU_PERCENT = 1.0
+DENSITY_TITLE = "## Density: pods through Deployments at a steady rate, creation to Running"
+DENSITY_HEADER = (
+    "| cluster | nodes | Deployments x replicas | pods | requested/s (target) | Running | p50 ms | p90 ms | p99 ms"
+    " | max ms | p50 / p90 / p99 vs baseline | p99 of the last tenth ms | from creationTimestamp p50 / p99 ms"
+    " | most pods waiting for a controller / for a node | Deployments complete after s | CPU (cores) |"
+)
+DENSITY_API_TITLE = "## Density: mutating API calls (the control service's request-duration histogram)"
+DENSITY_API_HEADER = (
+    "| cluster | phase | verb | requests | p99 ms | within 1 s | p99 vs baseline | slowest kind (its p99 ms) |"
+)
+DENSITY_RESOURCES_TITLE = "## Density: the control service's memory and CPU"
+DENSITY_RESOURCES_HEADER = (
+    "| cluster | pods | ctl RSS peak MB | ctl RSS all Running MB | ctl RSS after deletion MB | peak vs baseline"
+    " | ctl CPU s (create / delete) | nodes CPU s (create / delete) | ctl CPU ms per pod | vs baseline"
+    " | nodes RSS peak MB | deletion: all pods gone after s |"
+)
+DENSITY_STARTUP_SLO_MS = 5000.0  # Kubernetes' pod startup SLO (p99)
+DENSITY_API_SLO_S = 1.0  # Kubernetes' mutating API call SLO (p99)
+DENSITY_RSS_TARGET_MB = 500.0
+DENSITY_BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -171,6 +191,53 @@ class SchedulerRow:
         return self.rate / self.baseline if self.baseline else float("nan")
 
 
+@dataclass(frozen=True)
+class Percentiles:
+    """Latencies in milliseconds."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> "Percentiles":
+        ordered = sorted(seconds)
+        return cls(len(ordered), *(percentile(ordered, q) * 1000 for q in (50, 90, 99, 100)))
+
+
+@dataclass(frozen=True)
+class DensityRow:
+    cluster: str  # DENSITY_BASELINE or the loaded cluster's name
+    nodes: int
+    deployments: int
+    replicas: int  # each Deployment's
+    pods: int  # requested in all
+    rate_target: float  # pods requested per second
+    rate_achieved: float  # pods created per second, first to last seen by the watch
+    running: int  # pods seen Running
+    latency: Percentiles  # creation (the tighter of creationTimestamp and first seen) to Running seen
+    stamp_latency: Percentiles  # creationTimestamp (whole seconds) to Running seen
+    last_tenth_p99: float  # ms, the last tenth of the pods created
+    controller_backlog: int  # most pods the Deployments asked for but not yet created, at any second
+    node_backlog: int  # most pods created but not yet Running, at any second
+    deployments_complete_after: float  # last pod Running to the last Deployment reporting every replica available
+    api: dict[str, list[VerbLatency]]  # phase -> verbs
+    rss_peak_mb: float
+    rss_running_mb: float  # every pod Running
+    rss_after_mb: float  # every pod deleted
+    nodes_rss_peak_mb: float
+    cpu_seconds: dict[str, tuple[float, float]]  # process -> (creation, deletion)
+    cpu: dict[str, float]  # cores over the creation phase
+    deleted_after: float  # first Deployment deletion sent to the last pod gone
+    left: int  # pods not gone when deletion timed out
+
+    @property
+    def ctl_ms_per_pod(self) -> float:
+        return self.cpu_seconds["ctl"][0] / self.pods * 1000 if self.pods else float("nan")
+
+
 @dataclass
 class Report:
     quick: bool
@@ -181,6 +248,7 @@ class Report:
     footprint: list[FootprintRow] = field(default_factory=list)
     scheduler: list[SchedulerRow] = field(default_factory=list)
     failover: list[FailoverRow] = field(default_factory=list)
+    density: list[DensityRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -224,6 +292,8 @@ class Report:
             lines += [SCHEDULER_TITLE, "", SCHEDULER_HEADER, _separator(SCHEDULER_HEADER)]
             lines += [_scheduler_line(row) for row in self.scheduler]
             lines.append("")
+        if self.density:
+            lines += _density_tables(self.density)
         verdicts = target_verdicts(self)
         if verdicts:
             lines += ["## Against the targets", ""] + [f"- {v}" for v in verdicts] + [""]
@@ -303,6 +373,7 @@ def target_verdicts(report: Report) -> list[str]:
         verdicts.append(
             f"scheduler on {row.store}, {row.workload} pods, {row.nodes} nodes: {row.rate:,.0f} pods/s{verdict},"
             f" {_ratio(row.ratio)} the API's pod update rate")
+    verdicts += _density_verdicts(report.density)
     if report.quick and verdicts:
         verdicts.insert(0, "quick mode: the sizes are too small for these verdicts to mean anything")
     return verdicts
@@ -392,3 +463,86 @@ def _scheduler_line(row: SchedulerRow) -> str:
              f"{row.rate:,.0f}", f"{row.baseline:,.0f}", _ratio(row.ratio), str(row.running),
              f"{row.running_after:.1f}", str(row.scheduled_events), _cpu(row.cpu)]
     return "| " + " | ".join(cells) + " |"
+
+
+def _density_baseline(rows: list[DensityRow]) -> DensityRow | None:
+    return next((row for row in rows if row.cluster == DENSITY_BASELINE), None)
+
+
+def _over(value: float, baseline: float | None) -> float | None:
+    return value / baseline if baseline and not math.isinf(value) else None
+
+
+def _density_tables(rows: list[DensityRow]) -> list[str]:
+    base = _density_baseline(rows)
+    lines = [DENSITY_TITLE, "", DENSITY_HEADER, _separator(DENSITY_HEADER)]
+    for row in rows:
+        lat, stamp = row.latency, row.stamp_latency
+        versus = "-" if base is None or row is base else " / ".join(
+            _ratio(_over(getattr(lat, q), getattr(base.latency, q))) for q in ("p50", "p90", "p99"))
+        cells = [row.cluster, str(row.nodes), f"{row.deployments} x {row.replicas}", f"{row.pods:,}",
+                 f"{row.rate_achieved:.1f} ({row.rate_target:g})", f"{row.running:,}", _ms(lat.p50), _ms(lat.p90),
+                 _ms(lat.p99), _ms(lat.max), versus, _ms(row.last_tenth_p99), f"{_ms(stamp.p50)} / {_ms(stamp.p99)}",
+                 f"{row.controller_backlog} / {row.node_backlog}", _seconds(row.deployments_complete_after),
+                 _cpu(row.cpu)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", DENSITY_API_TITLE, "", DENSITY_API_HEADER, _separator(DENSITY_API_HEADER)]
+    for row in rows:
+        for phase, verbs in row.api.items():
+            for verb in verbs:
+                if not verb.requests:
+                    continue
+                base_verb = None if base is None or row is base else next(
+                    (v for v in base.api.get(phase, []) if v.verb == verb.verb), None)
+                cells = [row.cluster, phase, verb.verb, f"{verb.requests:,}", _histogram_ms(verb.p99, verb.ceiling),
+                         f"{verb.within:.2%}", _ratio(_over(verb.p99, base_verb.p99 if base_verb else None)),
+                         f"{verb.slowest_kind} ({_histogram_ms(verb.slowest_p99, verb.ceiling)})"]
+                lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", DENSITY_RESOURCES_TITLE, "", DENSITY_RESOURCES_HEADER, _separator(DENSITY_RESOURCES_HEADER)]
+    for row in rows:
+        other = base is not None and row is not base
+        ctl, nodes = row.cpu_seconds["ctl"], row.cpu_seconds["nodes"]
+        gone = _seconds(row.deleted_after) + (f" ({row.left:,} left)" if row.left else "")
+        cells = [row.cluster, f"{row.pods:,}", f"{row.rss_peak_mb:.0f}", f"{row.rss_running_mb:.0f}",
+                 f"{row.rss_after_mb:.0f}", _ratio(_over(row.rss_peak_mb, base.rss_peak_mb)) if other else "-",
+                 f"{ctl[0]:.1f} / {ctl[1]:.1f}", f"{nodes[0]:.1f} / {nodes[1]:.1f}", _ms(row.ctl_ms_per_pod),
+                 _ratio(_over(row.ctl_ms_per_pod, base.ctl_ms_per_pod)) if other else "-",
+                 f"{row.nodes_rss_peak_mb:.0f}", gone]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _density_verdicts(rows: list[DensityRow]) -> list[str]:
+    base = _density_baseline(rows)
+    verdicts = []
+    for row in rows:
+        if row is base:
+            continue
+        lat, stamp = row.latency, row.stamp_latency
+        versus = f", {_ratio(_over(lat.p99, base.latency.p99))} the baseline's" if base else ""
+        verdicts.append(
+            f"density, {row.pods:,} pods on {row.nodes} nodes: pod startup p99 {lat.p99:,.0f} ms{versus}"
+            f" (Kubernetes' SLO <= {DENSITY_STARTUP_SLO_MS:,.0f} ms: {_met(lat.p99 <= DENSITY_STARTUP_SLO_MS)};"
+            f" from creationTimestamp, {stamp.p99:,.0f} ms: {_met(stamp.p99 <= DENSITY_STARTUP_SLO_MS)}),"
+            f" {row.running:,} of {row.pods:,} Running")
+        for phase, verbs in row.api.items():
+            for verb in verbs:
+                if verb.requests:
+                    verdicts.append(
+                        f"density, {phase}: {verb.verb} p99 {_histogram_ms(verb.p99, verb.ceiling)} ms,"
+                        f" {verb.within:.2%} within"
+                        f" {verb.bound:g} s (Kubernetes' SLO p99 <= {DENSITY_API_SLO_S:g} s:"
+                        f" {_met(verb.p99 <= DENSITY_API_SLO_S)})")
+        verdicts.append(
+            f"density: control service RSS peak {row.rss_peak_mb:.0f} MB, {row.rss_running_mb:.0f} MB with every pod"
+            f" Running (target <= {DENSITY_RSS_TARGET_MB:g} MB: {_met(row.rss_peak_mb <= DENSITY_RSS_TARGET_MB)})"
+            + (f", {_ratio(_over(row.rss_peak_mb, base.rss_peak_mb))} the baseline's peak" if base else ""))
+    return verdicts
+
+
+def _histogram_ms(seconds: float, ceiling: float) -> str:
+    return f"over {ceiling * 1000:,.0f}" if math.isinf(seconds) else _ms(seconds * 1000)
+
+
+def _seconds(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"

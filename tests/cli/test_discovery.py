@@ -14,7 +14,7 @@ def test_api_resources_lists_every_kind_in_kubectl_columns(capsys, control_serve
     assert rows["pods"] == ["pods", "po", "v1", "true", "Pod"]
     assert rows["namespaces"] == ["namespaces", "ns", "v1", "false", "Namespace"]
     assert rows["leases"] == ["leases", "coordination.k8s.io/v1", "true", "Lease"]
-    assert list(rows)[-1] == "leases", "kinds outside the core group come last"
+    assert list(rows)[-1] == "endpointslices", "kinds outside the core group come last, by group"
 
 
 def test_api_resources_can_list_names_only(capsys, control_server):

@@ -8,12 +8,16 @@ from 30000-32767, requested ones refused when taken or out of range; one
 node port for the TCP and UDP of one port number; headless and ExternalName
 Services get no cluster IP; deletion and type changes release what they
 free; an update that leaves the allocated values out keeps them; a failed
-write gives back what it took. Most tests end by checking that the
-allocation records in the store are exactly what the Services hold.
+write gives back what it took; 29 Services created at once through two
+control replicas sharing one etcd (on SQLite, through one service) get 29
+different addresses of a 30-address range, and the next is refused as
+"range is full". Most tests end by checking that the allocation records in
+the store are exactly what the Services hold.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
@@ -209,3 +213,47 @@ async def test_several_refusals_are_reported_together(any_api):
         'Service "copy" is invalid: [spec.clusterIPs: Invalid value: ["10.96.0.50"]: failed to allocate IP '
         "10.96.0.50: provided IP is already allocated, spec.ports[0].nodePort: Invalid value: 30100: "
         "provided port is already allocated]")
+
+
+# ------------------------------------------------------------ concurrent creates, two replicas
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+async def replicas(request, tmp_path):
+    """Control services with a 30-address range: two sharing one etcd (as replicas behind one address);
+    on SQLite, which one process holds, the one service twice."""
+    from control.service import ControlConfig
+    from tests.support.components import require_binary
+    from tests.support.etcd import running_etcd
+
+    async def start(url: str) -> ControlService:
+        replica = ControlService(ControlConfig(store_url=url, listen="127.0.0.1:0", metrics_listen="",
+                                               shutdown_grace=0.5, service_cidr="10.100.0.0/27"))
+        await replica.start()
+        return replica
+
+    if request.param == "sqlite":
+        only = await start(f"sqlite:///{tmp_path}/state.db")
+        yield [only, only]
+        await only.stop()
+        return
+    with running_etcd(binary=require_binary("etcd", package="etcd-server")) as cluster:
+        url = "etcd://" + ",".join(cluster.endpoints)
+        started = [await start(url), await start(url)]
+        yield started
+        for replica in started:
+            await replica.stop()
+
+
+async def test_services_created_at_once_never_share_an_ip(replicas):
+    async with Client.connect(f"127.0.0.1:{replicas[0].port}") as first, \
+            Client.connect(f"127.0.0.1:{replicas[1].port}") as second:
+        created = await asyncio.gather(*(
+            (first if i % 2 else second).create(service(f"web-{i}")) for i in range(29)))
+
+        ips = [svc.spec.cluster_ip for svc in created]
+        assert len(set(ips)) == 29
+        assert all(ipaddress.ip_address(ip) in ipaddress.ip_network("10.100.0.0/27") for ip in ips)
+        with pytest.raises(errors.InternalError, match="failed to allocate a serviceIP: range is full"):
+            await first.create(service("one-too-many"))
+        await assert_records_match_services(first, replicas[1])

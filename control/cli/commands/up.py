@@ -7,7 +7,10 @@ in the terminal reaches only ``sampan up``, which then stops them in order):
 2. when the runtime choice calls for one, a private containerd under
    DATA_DIR/containerd (agent/bootstrap/containerd.py), its pods on bridge
    ``sampan0`` with addresses from ``--pod-cidr``;
-3. the agent for this machine, told which runtime to use.
+3. the agent for this machine, told which runtime to use;
+4. the service proxy for this machine (``sampan proxy``, ``--proxy-mode``
+   auto by default: it logs, in DATA_DIR/proxy.log, which mode it chose and
+   why).
 
 The runtime is chosen once, here, before the agent starts
 (agent/bootstrap/runtime_choice.py): the process runtime when asked for;
@@ -18,8 +21,9 @@ and its reason are printed.
 
 The client config (``~/.sampan/config``, or $SAMPAN_CONFIG) is written once
 the control service listens, so ``sampan get nodes`` works at once in another
-shell. Ctrl-C or SIGTERM stops the agent, then containerd, then the control
-service (a second Ctrl-C stops them without waiting). Pods keep running:
+shell. Ctrl-C or SIGTERM stops the proxy and the agent, then containerd,
+then the control service (a second Ctrl-C stops them without waiting); the
+proxy's kernel rules stay, as they do when it restarts. Pods keep running:
 containerd's shims hold their containers while containerd is down (as the
 process runtime's shims hold its processes), and the next ``sampan up`` on the
 same data directory starts containerd there again, which reattaches to them,
@@ -170,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
             "--data-dir", str(data_dir / "agent"), *runtime_args, "--pod-cidr", args.pod_cidr,
             "--metrics-listen", args.agent_metrics_listen, "--listen", args.agent_listen],
             log=data_dir / "agent.log")
-        print(f"Sampan is up: control service at {args.listen}, this machine's agent running.")
+        cluster.start("proxy", [
+            *sampan, "proxy", "--server", args.listen, "--node-name", args.node_name or socket.gethostname(),
+            "--mode", args.proxy_mode, "--metrics-listen", args.proxy_metrics_listen], log=data_dir / "proxy.log")
+        print(f"Sampan is up: control service at {args.listen}, this machine's agent and service proxy running.")
         print(f"Client config written to {config}; logs: " + ", ".join(str(c.log) for c in cluster.children) + ".")
         print("Try: sampan get nodes    (Ctrl-C here stops the cluster; pods keep running)", flush=True)
         while (child := cluster.exited()) is None:
