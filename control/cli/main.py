@@ -436,10 +436,10 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
                      help="the IPv4 range Services' cluster IPs come from (default 10.96.0.0/12)")
     sub.add_argument("--service-node-port-range", default=None, metavar="FIRST-LAST",
                      help="the ports NodePort Services' node ports come from (default 30000-32767)")
-    sub.add_argument("--cluster-dns-listen", default="127.0.0.1:10053", metavar="IP:PORT",
-                     help="where the leader serves cluster DNS, UDP and TCP ('' to disable); pods reach it "
-                          "through the kube-dns Service only if this is an address they can route to, such as "
-                          "the node's address on port 53")
+    sub.add_argument("--cluster-dns-listen", default="", metavar="IP:PORT",
+                     help="where the leader serves cluster DNS, UDP and TCP (default: off; sampan up uses "
+                          "0.0.0.0:10053); pods reach it through the kube-dns Service (10.96.0.10:53) only if "
+                          "this is an address they can route to, such as 0.0.0.0 or the node's address")
     sub.add_argument("--cluster-dns-advertise-address", default=None, metavar="IP",
                      help="the address the kube-dns endpoints name (default: the listen address, or for "
                           "0.0.0.0 this machine's first global IPv4 address)")
@@ -554,6 +554,9 @@ def _define_up(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--proxy-metrics-listen", default="127.0.0.1:10256", metavar="HOST:PORT")
     sub.add_argument("--proxy-mode", choices=("auto", "ipvs", "nftables", "userspace"), default="auto",
                      help="the service proxy's mode (see sampan proxy --help)")
+    sub.add_argument("--cluster-dns-listen", default="0.0.0.0:10053", metavar="IP:PORT",
+                     help="where cluster DNS listens; pods reach it as 10.96.0.10:53 through the proxy "
+                          "('' to disable)")
     sub.add_argument("--agent-listen", default="0.0.0.0:10251", metavar="HOST:PORT",
                      help="the agent's gRPC address for logs and exec (port 0: any free port)")
 

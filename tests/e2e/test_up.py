@@ -101,7 +101,8 @@ def start_up(data_dir: Path, *extra: str) -> SampanUp:
              "--control-metrics-listen", f"127.0.0.1:{free_port()}",
              "--agent-metrics-listen", f"127.0.0.1:{free_port()}", "--agent-listen", "127.0.0.1:0",
              # The userspace proxy: a test must not write nftables rules into the host's namespace.
-             "--proxy-mode", "userspace", "--proxy-metrics-listen", f"127.0.0.1:{free_port()}", *extra],
+             "--proxy-mode", "userspace", "--proxy-metrics-listen", f"127.0.0.1:{free_port()}",
+             "--cluster-dns-listen", f"127.0.0.1:{free_port()}", *extra],
             cwd=REPO, env=shell_env(config), stdout=out, stderr=subprocess.STDOUT, text=True)
     return SampanUp(data_dir=data_dir, config=config, listen=listen, process=process, output=output)
 

@@ -163,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
             "--metrics-listen", args.control_metrics_listen,
             # One control replica: no one to share with, and a restart after a
             # crash must not wait out its predecessor's lease.
-            "--leader-elect=false"], log=data_dir / "control.log")
+            "--leader-elect=false",
+            # Cluster DNS on every address, off port 53 (a host resolver may hold it): the
+            # kube-dns Service (10.96.0.10:53) leads there through the proxy.
+            "--cluster-dns-listen", args.cluster_dns_listen], log=data_dir / "control.log")
         choice = _prepare_runtime(args, data_dir=data_dir, cluster=cluster)  # while the control service starts
         _wait_for_port(args.listen, child=control)
         config = write_config(args.listen)
