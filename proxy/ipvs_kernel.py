@@ -20,9 +20,8 @@ import os
 import socket
 import struct
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, TypeVar
+from typing import Callable, NamedTuple, Protocol, TypeVar
 
 from proxy import ipvs_netlink as nl
 from proxy.ipvs_netlink import IPVSChannel
@@ -46,10 +45,11 @@ class IPVSError(Exception):
 
 
 # ------------------------------------------------------------ values
+# Named tuples rather than dataclasses: a sync makes one per real server of
+# every Service, and tuples are built, hashed and compared in C.
 
 
-@dataclass(frozen=True, order=True)
-class VirtualKey:
+class VirtualKey(NamedTuple):
     """What identifies an IPVS virtual server: protocol, address, port."""
 
     protocol: str  # "TCP", "UDP" or "SCTP"
@@ -60,8 +60,7 @@ class VirtualKey:
         return f"{self.protocol} {self.address}:{self.port}"
 
 
-@dataclass(frozen=True, order=True)
-class RealServer:
+class RealServer(NamedTuple):
     """One real server of a virtual server; (address, port) identify it."""
 
     address: str
@@ -77,8 +76,7 @@ class RealServer:
         return f"{self.address}:{self.port}"
 
 
-@dataclass(frozen=True)
-class VirtualServer:
+class VirtualServer(NamedTuple):
     key: VirtualKey
     scheduler: str = DEFAULT_SCHEDULER
     persistence: int = 0  # seconds of ClientIP persistence; 0: none
@@ -220,7 +218,7 @@ class NetlinkKernel:
             flags = nl.read_u32(attrs[nl.SVC_FLAGS])  # struct ip_vs_flags starts with the flags
             reals = []
             for dest_answer in self._checked(
-                    lambda: self._ipvs.dump(nl.CMD_GET_DEST, nl.nested(nl.CMD_ATTR_SERVICE, *_service_key(key)))):
+                    lambda: self._ipvs.dump(nl.CMD_GET_DEST, nl.nested(nl.CMD_ATTR_SERVICE, *service_key_attrs(key)))):
                 dest = nl.parse_attrs(dest_answer[nl.CMD_ATTR_DEST])
                 reals.append(RealServer(nl.read_address(dest[nl.DEST_ADDR]), nl.read_port(dest[nl.DEST_PORT]),
                                         nl.read_u32(dest[nl.DEST_WEIGHT]), nl.read_u32(dest[nl.DEST_FWD_METHOD])))
@@ -230,23 +228,24 @@ class NetlinkKernel:
         return found
 
     def add_virtual_server(self, server: VirtualServer) -> None:
-        self._ipvs.queue(nl.CMD_NEW_SERVICE, _service(server), what=f"adding virtual server {server.key}")
+        self._ipvs.queue(nl.CMD_NEW_SERVICE, service_attrs(server), what=f"adding virtual server {server.key}")
 
     def update_virtual_server(self, server: VirtualServer) -> None:
-        self._ipvs.queue(nl.CMD_SET_SERVICE, _service(server), what=f"changing virtual server {server.key}")
+        self._ipvs.queue(nl.CMD_SET_SERVICE, service_attrs(server), what=f"changing virtual server {server.key}")
 
     def delete_virtual_server(self, key: VirtualKey) -> None:
-        self._ipvs.queue(nl.CMD_DEL_SERVICE, nl.nested(nl.CMD_ATTR_SERVICE, *_service_key(key)),
+        self._ipvs.queue(nl.CMD_DEL_SERVICE, nl.nested(nl.CMD_ATTR_SERVICE, *service_key_attrs(key)),
                          what=f"deleting virtual server {key}")
 
     def add_real_server(self, key: VirtualKey, real: RealServer) -> None:
-        self._ipvs.queue(nl.CMD_NEW_DEST, _dest(key, real), what=f"adding real server {real} to {key}")
+        self._ipvs.queue(nl.CMD_NEW_DEST, dest_attrs(key, real), what=f"adding real server {real} to {key}")
 
     def update_real_server(self, key: VirtualKey, real: RealServer) -> None:
-        self._ipvs.queue(nl.CMD_SET_DEST, _dest(key, real), what=f"changing real server {real} of {key}")
+        self._ipvs.queue(nl.CMD_SET_DEST, dest_attrs(key, real), what=f"changing real server {real} of {key}")
 
     def delete_real_server(self, key: VirtualKey, real: RealServer) -> None:
-        self._ipvs.queue(nl.CMD_DEL_DEST, _dest(key, real, full=False), what=f"deleting real server {real} of {key}")
+        self._ipvs.queue(nl.CMD_DEL_DEST, dest_attrs(key, real, full=False),
+                         what=f"deleting real server {real} of {key}")
 
     def commit(self) -> None:
         if self._channel is not None:
@@ -266,34 +265,40 @@ class NetlinkKernel:
     def set_sysctl(self, name: str, value: str) -> None:
         Path("/proc/sys", name).write_text(value)
 
-    @staticmethod
-    def _checked(call: Callable[[], T]) -> T:
+    def _checked(self, call: Callable[[], T]) -> T:
         try:
             return call()
         except nl.NetlinkRefused as err:
             raise IPVSError(str(err)) from None
+        except OSError as err:
+            # The socket lost track (e.g. answers dropped): the next call opens a new one.
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+            raise IPVSError(f"IPVS netlink socket: {err}") from None
 
 
-def _service_key(key: VirtualKey) -> tuple[bytes, ...]:
-    return (nl.attr(nl.SVC_AF, nl.u16(socket.AF_INET)), nl.attr(nl.SVC_PROTOCOL, nl.u16(PROTOCOL_NUMBERS[key.protocol])),
+def service_key_attrs(key: VirtualKey) -> tuple[bytes, ...]:
+    return (nl.attr(nl.SVC_AF, nl.u16(socket.AF_INET)),
+            nl.attr(nl.SVC_PROTOCOL, nl.u16(PROTOCOL_NUMBERS[key.protocol])),
             nl.attr(nl.SVC_ADDR, nl.address(key.address)), nl.attr(nl.SVC_PORT, nl.port(key.port)))
 
 
-def _service(server: VirtualServer) -> bytes:
+def service_attrs(server: VirtualServer) -> bytes:
     """The full service attribute: its key and every setting (the kernel wants them all)."""
     flags = struct.pack("=II", PERSISTENT if server.persistence else 0, PERSISTENT)  # struct ip_vs_flags
-    return nl.nested(nl.CMD_ATTR_SERVICE, *_service_key(server.key),
+    return nl.nested(nl.CMD_ATTR_SERVICE, *service_key_attrs(server.key),
                      nl.attr(nl.SVC_SCHED_NAME, server.scheduler.encode() + b"\0"),
                      nl.attr(nl.SVC_FLAGS, flags),
                      nl.attr(nl.SVC_TIMEOUT, nl.u32(server.persistence)),
                      nl.attr(nl.SVC_NETMASK, nl.address(HOST_MASK)))
 
 
-def _dest(key: VirtualKey, real: RealServer, *, full: bool = True) -> bytes:
+def dest_attrs(key: VirtualKey, real: RealServer, *, full: bool = True) -> bytes:
     fields = [nl.attr(nl.DEST_ADDR, nl.address(real.address)), nl.attr(nl.DEST_PORT, nl.port(real.port))]
     if full:
         fields += [nl.attr(nl.DEST_ADDR_FAMILY, nl.u16(socket.AF_INET)),
                    nl.attr(nl.DEST_FWD_METHOD, nl.u32(real.forward)), nl.attr(nl.DEST_WEIGHT, nl.u32(real.weight)),
                    nl.attr(nl.DEST_U_THRESH, nl.u32(0)), nl.attr(nl.DEST_L_THRESH, nl.u32(0))]
-    return nl.nested(nl.CMD_ATTR_SERVICE, *_service_key(key)) + nl.nested(nl.CMD_ATTR_DEST, *fields)
+    return nl.nested(nl.CMD_ATTR_SERVICE, *service_key_attrs(key)) + nl.nested(nl.CMD_ATTR_DEST, *fields)
 

@@ -45,7 +45,11 @@ SVC_SCHED_NAME, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = 6, 7, 8, 9
 DEST_ADDR, DEST_PORT, DEST_FWD_METHOD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH = 1, 2, 3, 4, 5, 6
 DEST_ADDR_FAMILY = 11
 
-WRITE_BYTES = 32 * 1024  # the acknowledgements of one write fit the socket's default receive buffer
+# Each acknowledgement takes about 1 KiB of the socket's receive buffer (its skb, not its
+# 36 bytes): a write of WRITE_BYTES (some 140 messages) must leave room for all of them.
+WRITE_BYTES = 16 * 1024
+RECEIVE_BUFFER = 1 << 20
+SO_RCVBUFFORCE = 33  # as root: past net.core.rmem_max
 READ_BYTES = 1 << 20
 
 
@@ -133,6 +137,10 @@ class IPVSChannel:
         self.family = ipvs_family()
         self._socket = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
         self._socket.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        except PermissionError:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self._socket.bind((0, 0))
         self._sequence = 0
         self._queued: list[_Queued] = []

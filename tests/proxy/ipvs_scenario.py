@@ -20,7 +20,10 @@ from Service, EndpointSlice and Node objects, step by step:
 5. ``cleanup``: the mode's ``cleanup`` removes everything Sampan's;
 6. ``leftovers-removed``: a mode programs the services again and stops;
    ``remove_leftovers`` (what ``sampan proxy --cleanup`` and the other modes
-   call) removes everything Sampan's.
+   call) removes everything Sampan's;
+7. ``many``: 200 Services of 5 backends each at once, then none (their
+   1,200 messages go to the kernel in many writes); ``refused``: a batch
+   in which the kernel refuses one change.
 
 The VM's network is built like a node's: each backend is a "pod", a
 listener in its own network namespace behind a routed veth (no bridge),
@@ -76,6 +79,7 @@ FOREIGN = [  # IPVS services another program made: never to be touched
     ["-A", "-t", f"{NODE_IP}:8000", "-s", "rr"],  # on the node's address, outside the NodePort range
 ]
 CLUSTER_CIDR = "10.250.1.0/24"  # the pods' addresses
+MANY, MANY_BACKENDS = 200, 5
 
 
 def _service(name: str, ip: str, port: int, **spec) -> dict:
@@ -208,7 +212,8 @@ def _snapshot(traffic: dict[str, tuple[str | None, str, int, int]]) -> dict:
                 sets[item["set"]["name"]] = sorted(json.dumps(e, sort_keys=True) for e in item["set"].get("elem", []))
     return {
         "ipvsadm": _sh("ipvsadm -Ln"),
-        "interface": None if interface.returncode else sorted(line.split()[3] for line in interface.stdout.splitlines()),
+        "interface": (None if interface.returncode
+                      else sorted(line.split()[3] for line in interface.stdout.splitlines())),
         "nft_sets": sets if table.returncode == 0 else None,
         "traffic": {label: _connect(*target) for label, target in traffic.items()},
     }
@@ -309,7 +314,50 @@ async def scenario() -> dict:
     report["before-leftovers-removed"] = _snapshot({})
     await asyncio.to_thread(remove_leftovers, options)  # as the proxy calls it: pyroute2 blocks
     report["leftovers-removed"] = _snapshot({})
+
+    # Many services at once: their messages go to the kernel in many writes.
+    many = IPVSMode(options)
+    await sync("many", many, _many_services(MANY), full=True)
+    report["many"] = _sh("ipvsadm -Ln")
+    await sync("many-removed", many, _many_services(0), full=False)
+    report["many-removed"] = _sh("ipvsadm -Ln")
+    await many.cleanup()
+    await many.close()
+    report["refused"] = await asyncio.to_thread(_refused_change)
     return report
+
+
+def _many_services(count: int):
+    from proxy.state import Backend, ProxyState, ServicePortName, VirtualService
+
+    services = tuple(
+        VirtualService(name=ServicePortName("many", f"s{i}", "80", "TCP"), cluster_ip=f"10.97.{i // 250}.{i % 250 + 1}",
+                       port=80, protocol="TCP",
+                       backends=tuple(Backend(f"10.251.{j}.{i % 250 + 1}", 8080) for j in range(MANY_BACKENDS)))
+        for i in range(count))
+    return ProxyState(node_name=NODE, services=services)
+
+
+def _refused_change() -> str:
+    """What the kernel says when one change of a batch is refused (a real server of no virtual server)."""
+    from proxy.ipvs_kernel import IPVSError, NetlinkKernel, RealServer, VirtualKey, VirtualServer
+
+    kernel = NetlinkKernel()
+    try:
+        kernel.add_real_server(VirtualKey("TCP", "10.96.0.77", 80), RealServer("10.250.1.1", 8080))
+        kernel.add_virtual_server(VirtualServer(VirtualKey("TCP", "10.96.0.78", 80)))
+        try:
+            kernel.commit()
+        except IPVSError as err:
+            message = str(err)
+        else:
+            message = "no error"
+        applied = "TCP 10.96.0.78:80" in ipvs_table(_sh("ipvsadm -Ln"))
+        kernel.delete_virtual_server(VirtualKey("TCP", "10.96.0.78", 80))
+        kernel.commit()
+        return f"{message} | the other change applied: {applied}"
+    finally:
+        kernel.close()
 
 
 async def end_to_end(share: Path) -> dict:

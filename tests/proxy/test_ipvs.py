@@ -22,6 +22,8 @@ import pytest
 
 from tests.proxy.ipvs_scenario import (
     BACKENDS,
+    MANY,
+    MANY_BACKENDS,
     HOST_BACKEND,
     HOSTNET_IP,
     HOSTNET_PORT,
@@ -72,7 +74,8 @@ WEB_ONE_BACKEND = {
     f"TCP {NODE_IP}:{WEB_NODE_PORT}": ("rr", (real_line("web-a"),)),
 }
 STICKY_TABLE = {
-    f"TCP {STICKY_IP}:{STICKY_PORT}": (f"rr persistent {STICKY_TIMEOUT}", (real_line("sticky-a"), real_line("sticky-b"))),
+    f"TCP {STICKY_IP}:{STICKY_PORT}": (f"rr persistent {STICKY_TIMEOUT}",
+                                        (real_line("sticky-a"), real_line("sticky-b"))),
 }
 
 
@@ -180,3 +183,16 @@ def test_cleanup_removes_everything_of_sampan_and_nothing_else(report, step, bef
     assert ipvs_table(after["ipvsadm"]) == FOREIGN_TABLE
     assert after["interface"] is None  # sampan-ipvs0 is gone
     assert after["nft_sets"] is None  # and so is the table
+
+
+def test_many_services_at_once_are_all_programmed_and_all_removed(report):
+    many = {key: value for key, value in ipvs_table(report["many"]).items() if key.startswith("TCP 10.97.")}
+    assert len(many) == MANY
+    assert all(len(reals) == MANY_BACKENDS and scheduler == "rr" for scheduler, reals in many.values())
+    assert ipvs_table(report["many-removed"]) == FOREIGN_TABLE
+
+
+def test_a_refused_change_is_named_and_the_rest_of_its_batch_applies(report):
+    refused, applied = report["refused"].split(" | ")
+    assert refused.startswith("adding real server 10.250.1.1:8080 to TCP 10.96.0.77:80: ")
+    assert applied == "the other change applied: True"
