@@ -39,6 +39,9 @@ from pathlib import Path
 
 from tests.support.components import require
 
+#: The checkout the VM runs code from (its virtualenv included).
+_REPO = Path(__file__).resolve().parents[2]
+
 #: Modules the VM loads at boot, with their dependencies: IPVS and its
 #: schedulers, the nftables pieces the proxy's IPVS mode uses for marking and
 #: masquerading, dummy and veth interfaces, and what mounting the host over 9p
@@ -207,6 +210,9 @@ mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
+# The checkout (with its virtualenv) may live under /tmp on the host: show it through the fresh /tmp.
+case "@REPO@" in /tmp/*) mkdir -p /newroot@REPO@ && mount -o bind /host@REPO@ /newroot@REPO@ \
+  || echo "init: showing the checkout failed" ;; esac
 # After /tmp's tmpfs: the share may live under /tmp on the host.
 mkdir -p /newroot@SHARE@
 mount -t 9p -o $opts,cache=none share /newroot@SHARE@ || echo "init: mounting the share failed"
@@ -233,7 +239,8 @@ def _build_initrd(kernel: Kernel, share: Path, path: Path) -> None:
             shutil.copy(module, root / "modules" / module.name)
         (root / "modules.order").write_text("\n".join(module.name for module in kernel.modules) + "\n")
         init = root / "init"
-        init.write_text(_INIT.replace("@SHARE@", str(share)).replace("@PATH@", VM_PATH))
+        init.write_text(_INIT.replace("@SHARE@", str(share)).replace("@PATH@", VM_PATH)
+                        .replace("@REPO@", str(_REPO)))
         init.chmod(0o755)
         names = subprocess.run(["find", "."], cwd=root, capture_output=True, check=True).stdout
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=names,
