@@ -14,7 +14,6 @@ what validation, the scheduler and the agent use to compare and add them.
 from __future__ import annotations
 
 import decimal
-import math
 import re
 from decimal import Decimal
 

@@ -50,13 +50,11 @@ from typing import Hashable
 
 from control.api import errors
 from control.api.deployments import scaled_value
-from control.api.selectors import from_label_selector_message
 from control.controllers.history import (
-    REVISION_HASH_LABEL, ensure_revision, history_limit, revision_hash, truncate_history,
+    REVISION_HASH_LABEL, claim_and_revise, history_limit, revision_hash, truncate_history,
 )
 from control.controllers.informers import queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
-from control.controllers.ownership import claim_dependents
 from control.controllers.pods import (
     is_available, is_ready, is_terminating, pod_from_template, ready_since,
 )
@@ -218,16 +216,9 @@ class DaemonSetController:
         ds = self.daemonsets.get(namespace, name)
         if ds is None or is_terminating(ds):
             return None  # the garbage collector removes its pods and revisions
-        selector = from_label_selector_message(ds.spec.selector)
-        if selector.empty:
-            self.recorder.warning(ds, "SelectingAll",
-                                  "This daemon set is selecting all pods. A non-empty selector is required.")
+        revisions = await claim_and_revise(self.api, self.pods, self.revisions, ds, self.recorder, noun="daemon set")
+        if revisions is None:
             return None
-        # Adopt orphans the selector matches, release what it no longer matches (the caches follow).
-        await claim_dependents(self.api, self.pods, ds, selector)
-        await claim_dependents(self.api, self.revisions, ds, selector)
-        revisions = await ensure_revision(self.api, self.revisions, ds, ds.spec.template,
-                                          collision_count=ds.status.collision_count)
         hash_ = revision_hash(revisions.current)
         nodes = sorted(self.nodes.list(), key=lambda n: n.metadata.name)
         template_pod = daemon_pod(ds)

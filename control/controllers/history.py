@@ -35,7 +35,10 @@ from google.protobuf.message import Message
 from control.api import errors
 from control.api.controller_revisions import REVISION_HASH_LABEL, revision_template, sorted_by_revision
 from control.client import Client
+from control.recorder import EventRecorder
+from control.api.selectors import from_label_selector_message
 from control.controllers.informers import Informer
+from control.controllers.ownership import claim_dependents
 from control.controllers.pods import is_controlled_by, owner_reference
 from protos.api.v1 import apps_pb2, core_pb2
 
@@ -96,6 +99,25 @@ class Revisions:
 
     def named(self, name: str) -> apps_pb2.ControllerRevision | None:
         return next((r for r in self.all if r.metadata.name == name), None)
+
+
+async def claim_and_revise(api: Client, pods: Informer, revisions: Informer, owner: Message,
+                           recorder: EventRecorder, *, noun: str) -> Revisions | None:
+    """How every DaemonSet and StatefulSet pass starts: claim, then find or make the current revision.
+
+    Adopts the orphan pods and revisions the owner's selector matches and
+    releases those it no longer matches (the caches follow), then returns
+    the owner's revisions with the one for its current template. None (and a
+    warning Event) when the selector is empty: it must never claim every pod.
+    """
+    selector = from_label_selector_message(owner.spec.selector)
+    if selector.empty:
+        recorder.warning(owner, "SelectingAll", f"This {noun} is selecting all pods. A non-empty selector is required.")
+        return None
+    await claim_dependents(api, pods, owner, selector)
+    await claim_dependents(api, revisions, owner, selector)
+    return await ensure_revision(api, revisions, owner, owner.spec.template,
+                                 collision_count=owner.status.collision_count)
 
 
 async def ensure_revision(api: Client, informer: Informer, owner: Message, template: core_pb2.PodTemplateSpec,

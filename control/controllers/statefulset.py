@@ -53,13 +53,11 @@ from typing import Hashable
 
 from control.api import errors
 from control.api.deployments import scaled_value
-from control.api.selectors import from_label_selector_message
 from control.controllers.history import (
-    REVISION_HASH_LABEL, ensure_revision, history_limit, revision_template, truncate_history,
+    REVISION_HASH_LABEL, claim_and_revise, history_limit, revision_template, truncate_history,
 )
 from control.controllers.informers import queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
-from control.controllers.ownership import claim_dependents
 from control.controllers.pods import (
     is_available, is_controlled_by, is_ready, is_terminating, pod_from_template, ready_since,
 )
@@ -167,16 +165,9 @@ class StatefulSetController:
         sts = self.statefulsets.get(namespace, name)
         if sts is None or is_terminating(sts):
             return None  # the garbage collector removes its pods and revisions
-        selector = from_label_selector_message(sts.spec.selector)
-        if selector.empty:
-            self.recorder.warning(sts, "SelectingAll",
-                                  "This statefulset is selecting all pods. A non-empty selector is required.")
+        revisions = await claim_and_revise(self.api, self.pods, self.revisions, sts, self.recorder, noun="statefulset")
+        if revisions is None:
             return None
-        # Adopt orphans the selector matches, release what it no longer matches (the caches follow).
-        await claim_dependents(self.api, self.pods, sts, selector)
-        await claim_dependents(self.api, self.revisions, sts, selector)
-        revisions = await ensure_revision(self.api, self.revisions, sts, sts.spec.template,
-                                          collision_count=sts.status.collision_count)
         update = revisions.current
         current = revisions.named(sts.status.current_revision) or update
         step = _Pass(sts, current, update, self.ctx.clock())
