@@ -375,7 +375,8 @@ class _ClusterRun:
         return [verb_latency(before, after, verb=verb, bound=DENSITY_API_SLO_S) for verb in MUTATING_VERBS]
 
     def _row(self, *, cpu: dict[str, float], api: dict[str, list[VerbLatency]],
-             cpu_seconds: dict[str, tuple[float, float]], rss: tuple[float, float, float], nodes_peak: float, deleted_after: float) -> DensityRow:
+             cpu_seconds: dict[str, tuple[float, float]], rss: tuple[float, float, float], nodes_peak: float,
+             deleted_after: float) -> DensityRow:
         latencies: list[tuple[float, float, float]] = []  # (start, latency, latency from the stamp)
         for uid, running in self.running.items():
             first, stamp = self.first_seen[uid], self.stamp[uid]
