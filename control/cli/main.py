@@ -555,8 +555,8 @@ def _define_up(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--proxy-mode", choices=("auto", "ipvs", "nftables", "userspace"), default="auto",
                      help="the service proxy's mode (see sampan proxy --help)")
     sub.add_argument("--cluster-dns-listen", default="0.0.0.0:10053", metavar="IP:PORT",
-                     help="where cluster DNS listens; pods reach it as 10.96.0.10:53 through the proxy "
-                          "('' to disable)")
+                     help="where cluster DNS listens (0.0.0.0: this machine's address); pods reach it as "
+                          "10.96.0.10:53 through the proxy ('' to disable)")
     sub.add_argument("--agent-listen", default="0.0.0.0:10251", metavar="HOST:PORT",
                      help="the agent's gRPC address for logs and exec (port 0: any free port)")
 

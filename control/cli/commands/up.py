@@ -57,6 +57,7 @@ from agent.bootstrap.containerd import (
 )
 from agent.bootstrap.images import PAUSE_IMAGE
 from agent.bootstrap.runtime_choice import CONTAINERD, HostFacts, RuntimeChoice, RuntimeUnavailable, choose_runtime
+from agent.node import detect_internal_ip
 from control.cli.errors import CommandError
 from control.client_config import write_config
 
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             "--leader-elect=false",
             # Cluster DNS on every address, off port 53 (a host resolver may hold it): the
             # kube-dns Service (10.96.0.10:53) leads there through the proxy.
-            "--cluster-dns-listen", args.cluster_dns_listen], log=data_dir / "control.log")
+            "--cluster-dns-listen", _dns_listen(args.cluster_dns_listen)], log=data_dir / "control.log")
         choice = _prepare_runtime(args, data_dir=data_dir, cluster=cluster)  # while the control service starts
         _wait_for_port(args.listen, child=control)
         config = write_config(args.listen)
@@ -195,6 +196,19 @@ def run(args: argparse.Namespace) -> int:
         print("Stopping " + ", ".join(c.name for c in reversed(cluster.children) if c.process) + " ...", flush=True)
         cluster.stop()
         print("Sampan stopped.", flush=True)
+
+
+def _dns_listen(listen: str) -> str:
+    """The cluster DNS address, with 0.0.0.0 made this machine's address.
+
+    A UDP server bound to 0.0.0.0 answers from whichever address routes
+    back to the client (for a pod, its bridge's gateway), not from the one
+    the proxy's DNAT sent the query to, so the pod would drop the answer.
+    """
+    host, _, port = listen.rpartition(":")
+    if host in ("0.0.0.0", ""):
+        return f"{detect_internal_ip()}:{port}" if listen else listen
+    return listen
 
 
 def _prepare_runtime(args: argparse.Namespace, *, data_dir: Path, cluster: _Cluster) -> RuntimeChoice:
