@@ -53,7 +53,7 @@ from control.api.deployments import scaled_value
 from control.controllers.history import (
     REVISION_HASH_LABEL, claim_and_revise, history_limit, revision_hash, truncate_history,
 )
-from control.controllers.informers import queue_key_of, queue_owner_of, write_status
+from control.controllers.informers import queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
 from control.controllers.pods import (
     is_available, is_ready, is_terminating, pod_from_template, ready_since,
@@ -446,7 +446,12 @@ class DaemonSetController:
         status.observed_generation = ds.metadata.generation
         if collision_count:
             status.collision_count = collision_count
-        await write_status(self.api, self.daemonsets, ds, status)
+        if status != ds.status:
+            changed = apps_pb2.DaemonSet()
+            changed.CopyFrom(ds)
+            changed.status.CopyFrom(status)
+            changed.metadata.ClearField("resource_version")  # status only: written over the latest object
+            self.daemonsets.assume(await self.api.update_status(changed))
         return again
 
 

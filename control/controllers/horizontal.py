@@ -52,7 +52,7 @@ from control.api.selectors import LabelSelector, from_label_selector_message
 from control.api.timestamps import format_time
 from control.client import Client
 from control.controllers import horizontal_calc as calc
-from control.controllers.informers import Informer, write_status
+from control.controllers.informers import Informer
 from control.controllers.manager import ControllerContext
 from control.controllers.queue import WorkQueue, run_workers
 from control.recorder import EventRecorder
@@ -393,7 +393,18 @@ class HorizontalController:
 
     async def _write_status(self, hpa: autoscaling_pb2.HorizontalPodAutoscaler,
                             status: autoscaling_pb2.HorizontalPodAutoscalerStatus) -> None:
-        await write_status(self.api, self.hpas, hpa, status)
+        if status == hpa.status:
+            return
+        changed = autoscaling_pb2.HorizontalPodAutoscaler()
+        changed.CopyFrom(hpa)
+        changed.status.CopyFrom(status)
+        # Status is recomputed on every look, so the latest write wins.
+        changed.metadata.ClearField("resource_version")
+        try:
+            written = await self.api.update_status(changed)
+        except errors.NotFoundError:
+            return
+        self.hpas.assume(written)
 
 
 async def run_horizontal_controller(ctx: ControllerContext, *, metrics: PodMetricsSource | None = None) -> None:

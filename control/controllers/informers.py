@@ -25,7 +25,7 @@ from typing import Callable, Hashable, Iterable
 
 from google.protobuf.message import Message
 
-from control.api import errors, selectors
+from control.api import selectors
 from control.client import Client
 from control.reflector import Reflector
 
@@ -174,25 +174,6 @@ class Informers:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
-
-
-async def write_status(api: Client, informer: Informer, obj: Message, status: Message) -> None:
-    """Write status, recomputed from the caches, over obj, and hold the result; nothing when unchanged.
-
-    No resourceVersion precondition: the status is derived state that every
-    pass recomputes, so the latest write wins. An object deleted meanwhile
-    is left alone.
-    """
-    if status == obj.status:
-        return
-    changed = type(obj)()
-    changed.CopyFrom(obj)
-    changed.status.CopyFrom(status)
-    changed.metadata.ClearField("resource_version")
-    try:
-        informer.assume(await api.update_status(changed))
-    except errors.NotFoundError:
-        return
 
 
 def queue_owner_of(enqueue: Callable[[Hashable], None], owner_kind: str, *,

@@ -40,7 +40,7 @@ from control.api import errors
 from control.api.selectors import from_label_selector_message
 from control.api.timestamps import format_time, parse_time
 from control.client import Client
-from control.controllers.informers import Informer, queue_key_of, queue_owner_of, write_status
+from control.controllers.informers import Informer, queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
 from control.controllers.ownership import claim_dependents
 from control.controllers.pods import is_active, is_available, pod_from_template, ready_since
@@ -273,7 +273,20 @@ class ReplicaSetController:
         return status
 
     async def _write_status(self, rs: apps_pb2.ReplicaSet, active: list[core_pb2.Pod], failure: str) -> None:
-        await write_status(self.api, self.replicasets, rs, self.calculate_status(rs, active, failure))
+        status = self.calculate_status(rs, active, failure)
+        if status == rs.status:
+            return
+        changed = apps_pb2.ReplicaSet()
+        changed.CopyFrom(rs)
+        changed.status.CopyFrom(status)
+        # Status is recomputed from the pods on every pass, so the latest write
+        # wins: no resourceVersion precondition.
+        changed.metadata.ClearField("resource_version")
+        try:
+            written = await self.api.update_status(changed)
+        except errors.NotFoundError:
+            return
+        self.replicasets.assume(written)
 
     def _next_available_in(self, rs: apps_pb2.ReplicaSet, active: list[core_pb2.Pod]) -> float | None:
         """Seconds until the next ready pod becomes available (minReadySeconds), or None."""

@@ -56,7 +56,7 @@ from control.api.deployments import scaled_value
 from control.controllers.history import (
     REVISION_HASH_LABEL, claim_and_revise, history_limit, revision_template, truncate_history,
 )
-from control.controllers.informers import queue_key_of, queue_owner_of, write_status
+from control.controllers.informers import queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
 from control.controllers.pods import (
     is_available, is_controlled_by, is_ready, is_terminating, pod_from_template, ready_since,
@@ -325,7 +325,12 @@ class StatefulSetController:
         if status.updated_replicas == status.replicas == status.ready_replicas:
             status.current_revision = status.update_revision
             status.current_replicas = status.updated_replicas
-        await write_status(self.api, self.statefulsets, sts, status)
+        if status != sts.status:
+            changed = apps_pb2.StatefulSet()
+            changed.CopyFrom(sts)
+            changed.status.CopyFrom(status)
+            changed.metadata.ClearField("resource_version")  # status only: written over the latest object
+            self.statefulsets.assume(await self.api.update_status(changed))
 
 
 async def run_statefulset_controller(ctx: ControllerContext) -> None:
