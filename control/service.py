@@ -40,6 +40,7 @@ from control.server.metrics import ControlMetrics, InstrumentedStore
 from control.server.allocators import (
     DEFAULT_NODE_PORT_RANGE, DEFAULT_REPAIR_INTERVAL_SECONDS, DEFAULT_SERVICE_CIDR, ServiceAllocations,
 )
+from control.server.gate import RequestGate
 from control.server.relay import StreamRelay
 from control.server.defaults import DEFAULT_TOLERATION_SECONDS
 from control.server.resources import ResourceService
@@ -143,9 +144,10 @@ class ControlService:
             ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE_BYTES),
             ("grpc.so_reuseport", 0),
         ])
-        self._relay = StreamRelay(resources, self.metrics)
-        add_api_service(server, APIServicer(resources, self.metrics), relay=self._relay,
-                        top=Top(resources, self._relay))
+        gate = RequestGate()
+        self._relay = StreamRelay(resources, self.metrics, gate)
+        add_api_service(server, APIServicer(resources, self.metrics, gate), relay=self._relay,
+                        top=Top(resources, self._relay, gate))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import grpc
 
 from control.api import errors, kinds
 from control.api.containers import choose_container
 from control.api.image_archives import ACCEPTED_METADATA, accepted, archive_from_metadata, archive_metadata
+from control.server.gate import RequestGate, RequestInfo
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService
 from control.server.servicer import MAX_REQUEST_BYTES, parse_request, serve_stream
@@ -90,9 +91,10 @@ async def _forward(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 class StreamRelay:
     """The API service's Logs and Exec handlers (raw bytes in, raw bytes out)."""
 
-    def __init__(self, resources: ResourceService, metrics: ControlMetrics) -> None:
+    def __init__(self, resources: ResourceService, metrics: ControlMetrics, gate: RequestGate | None = None) -> None:
         self._resources = resources
         self._metrics = metrics
+        self._gate = gate or RequestGate()
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def target(self, *, namespace: str, pod_name: str, container: str) -> AgentTarget:
@@ -125,8 +127,9 @@ class StreamRelay:
         return channel
 
     async def logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        async def relay() -> AsyncIterator[bytes]:
+        async def relay(info: RequestInfo) -> AsyncIterator[bytes]:
             request = parse_request(agent_pb2.LogsRequest, raw)
+            await self._authorize(info, "get", "Pod", "log", namespace=request.namespace, name=request.pod)
             target = await self.target(namespace=request.namespace, pod_name=request.pod,
                                        container=request.container)
             request.container = target.container
@@ -134,16 +137,18 @@ class StreamRelay:
             async for chunk in self._relayed(call, target):
                 yield chunk
 
-        async for chunk in self._serving("logs", relay(), context):
+        async for chunk in self._serving("logs", relay, context):
             yield chunk
 
     async def exec(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        async def relay() -> AsyncIterator[bytes]:
+        async def relay(info: RequestInfo) -> AsyncIterator[bytes]:
             incoming = aiter(requests)
             first_raw = await anext(incoming, None)
             first = parse_request(agent_pb2.ExecInput, first_raw or b"")
             if first.WhichOneof("input") != "start":
                 raise errors.BadRequestError("the first exec message must be start (namespace, pod, command)")
+            await self._authorize(info, "create", "Pod", "exec", namespace=first.start.namespace,
+                                  name=first.start.pod)
             target = await self.target(namespace=first.start.namespace, pod_name=first.start.pod,
                                        container=first.start.container)
             first.start.container = target.container
@@ -152,12 +157,13 @@ class StreamRelay:
             async for output in self._relayed(call, target):
                 yield output
 
-        async for output in self._serving("exec", relay(), context):
+        async for output in self._serving("exec", relay, context):
             yield output
 
     async def import_image(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
-        async def relay() -> AsyncIterator[bytes]:
+        async def relay(info: RequestInfo) -> AsyncIterator[bytes]:
             archive = archive_from_metadata(context.invocation_metadata())
+            await self._authorize(info, "create", "Node", "images", name=archive.node)
             target = await self.node_target(archive.node)
             # Chunks are read here, in the handler's task, and written to the
             # agent only once it has accepted the archive (its headers).
@@ -184,7 +190,7 @@ class StreamRelay:
             yield result.SerializeToString()
 
         # One answer, or _serving aborts; draining it lets it count the request.
-        answers = [answer async for answer in self._serving("import", relay(), context, kind="Node")]
+        answers = [answer async for answer in self._serving("import", relay, context, kind="Node")]
         return answers[0]
 
     @staticmethod
@@ -197,13 +203,21 @@ class StreamRelay:
         finally:
             call.cancel()
 
-    def _serving(self, verb: str, stream: AsyncIterator[bytes],
-                 context: grpc.aio.ServicerContext, *, kind: str = "Pod") -> AsyncIterator[bytes]:
-        """Relay stream to the client, answering errors as the API does and counting the request."""
-        async def opened() -> tuple[str, AsyncIterator[bytes]]:
-            return kind, stream
+    async def _authorize(self, info: RequestInfo, verb: str, kind: str, subresource: str, *,
+                         namespace: str = "", name: str = "") -> None:
+        """Authorize as Kubernetes names these requests: get pods/log, create pods/exec
+        (and, Sampan's own, create nodes/images)."""
+        info.verb, info.kind, info.subresource = verb, kinds.resolve(kind), subresource
+        info.namespace, info.name = namespace, name
+        await self._gate.authorize(info)
 
-        return serve_stream(verb, opened, context, self._metrics)
+    def _serving(self, verb: str, relay: Callable[[RequestInfo], AsyncIterator[bytes]],
+                 context: grpc.aio.ServicerContext, *, kind: str = "Pod") -> AsyncIterator[bytes]:
+        """Relay to the client, answering errors as the API does and counting the request."""
+        async def opened(info: RequestInfo) -> tuple[str, AsyncIterator[bytes]]:
+            return kind, relay(info)
+
+        return serve_stream(verb, opened, context, self._metrics, self._gate)
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -22,6 +22,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from control.api import errors, kinds
+from control.server.gate import RequestGate, RequestInfo
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService, unpack_object
 from protos.api.v1 import api_pb2
@@ -72,9 +73,10 @@ def _unpack(packed: any_pb2.Any) -> tuple[kinds.Kind, Message]:
 class APIServicer:
     """Implements sampan.api.v1.API on top of ResourceService."""
 
-    def __init__(self, resources: ResourceService, metrics: ControlMetrics) -> None:
+    def __init__(self, resources: ResourceService, metrics: ControlMetrics, gate: RequestGate | None = None) -> None:
         self.resources = resources
         self.metrics = metrics
+        self.gate = gate or RequestGate()
         # Serialized watch events, shared by every watcher of the same change.
         self._encoded_events: OrderedDict[tuple, bytes] = OrderedDict()
 
@@ -89,17 +91,25 @@ class APIServicer:
                 self._encoded_events.popitem(last=False)
         return encoded
 
-    async def create(self, request: api_pb2.CreateRequest) -> tuple[str, Message]:
+    async def _authorize(self, info: RequestInfo, kind: kinds.Kind, *, namespace: str = "", name: str = "",
+                         subresource: str = "", obj: Message | None = None) -> None:
+        info.kind, info.namespace, info.name, info.subresource, info.object = kind, namespace, name, subresource, obj
+        await self.gate.authorize(info)
+
+    async def create(self, request: api_pb2.CreateRequest, info: RequestInfo) -> tuple[str, Message]:
         kind, obj = _unpack(request.object)
+        await self._authorize(info, kind, namespace=obj.metadata.namespace, name=obj.metadata.name, obj=obj)
         return kind.kind, api_pb2.ObjectResponse(object=pack(await self.resources.create(obj)))
 
-    async def get(self, request: api_pb2.GetRequest) -> tuple[str, Message]:
+    async def get(self, request: api_pb2.GetRequest, info: RequestInfo) -> tuple[str, Message]:
         kind = _resolve_kind(request.kind)
+        await self._authorize(info, kind, namespace=request.namespace, name=request.name)
         obj = await self.resources.get(kind, namespace=request.namespace, name=request.name)
         return kind.kind, api_pb2.ObjectResponse(object=pack(obj))
 
-    async def list(self, request: api_pb2.ListRequest) -> tuple[str, Message]:
+    async def list(self, request: api_pb2.ListRequest, info: RequestInfo) -> tuple[str, Message]:
         kind = _resolve_kind(request.kind)
+        await self._authorize(info, kind, namespace=request.namespace)
         items, revision = await self.resources.list(
             kind, namespace=request.namespace,
             label_selector=request.label_selector, field_selector=request.field_selector)
@@ -107,20 +117,25 @@ class APIServicer:
         response.items.extend(pack(item) for item in items)
         return kind.kind, response
 
-    async def update(self, request: api_pb2.UpdateRequest) -> tuple[str, Message]:
+    async def update(self, request: api_pb2.UpdateRequest, info: RequestInfo) -> tuple[str, Message]:
         kind, obj = _unpack(request.object)
+        await self._authorize(info, kind, namespace=obj.metadata.namespace, name=obj.metadata.name,
+                              subresource=request.subresource, obj=obj)
         updated = await self.resources.update(obj, subresource=request.subresource)
         return kind.kind, api_pb2.ObjectResponse(object=pack(updated))
 
-    async def patch(self, request: api_pb2.PatchRequest) -> tuple[str, Message]:
+    async def patch(self, request: api_pb2.PatchRequest, info: RequestInfo) -> tuple[str, Message]:
         kind = _resolve_kind(request.kind)
+        await self._authorize(info, kind, namespace=request.namespace, name=request.name,
+                              subresource=request.subresource)
         patched = await self.resources.patch(
             kind, namespace=request.namespace, name=request.name,
             patch=request.patch, subresource=request.subresource)
         return kind.kind, api_pb2.ObjectResponse(object=pack(patched))
 
-    async def delete(self, request: api_pb2.DeleteRequest) -> tuple[str, Message]:
+    async def delete(self, request: api_pb2.DeleteRequest, info: RequestInfo) -> tuple[str, Message]:
         kind = _resolve_kind(request.kind)
+        await self._authorize(info, kind, namespace=request.namespace, name=request.name)
         if request.propagation_policy not in ("", "Background", "Foreground", "Orphan"):
             raise errors.InvalidError(
                 f'propagationPolicy: Unsupported value: "{request.propagation_policy}": '
@@ -132,7 +147,8 @@ class APIServicer:
             propagation_policy=request.propagation_policy)
         return kind.kind, api_pb2.DeleteResponse(object=pack(obj), deleted=deleted)
 
-    async def discovery(self, request: api_pb2.DiscoveryRequest) -> tuple[str, Message]:
+    async def discovery(self, request: api_pb2.DiscoveryRequest, info: RequestInfo) -> tuple[str, Message]:
+        # Any authenticated caller may discover the kinds (Kubernetes' system:discovery role).
         response = api_pb2.DiscoveryResponse(server_version=SERVER_VERSION)
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
         for kind in kinds.all_kinds():
@@ -141,8 +157,9 @@ class APIServicer:
                 namespaced=kind.namespaced, api_version=kind.api_version, verbs=verbs)
         return "", response
 
-    async def watch(self, request: api_pb2.WatchRequest) -> tuple[str, AsyncIterator[bytes]]:
+    async def watch(self, request: api_pb2.WatchRequest, info: RequestInfo) -> tuple[str, AsyncIterator[bytes]]:
         kind = _resolve_kind(request.kind)
+        await self._authorize(info, kind, namespace=request.namespace)
         events = self.resources.watch(
             kind, namespace=request.namespace, label_selector=request.label_selector,
             field_selector=request.field_selector, resource_version=request.resource_version)
@@ -170,18 +187,22 @@ async def abort_with_error(context: grpc.aio.ServicerContext, err: errors.APIErr
 def _unary(
     verb: str,
     request_type: type[Message],
-    method: Callable[[Any], Awaitable[tuple[str, Message]]],
+    method: Callable[[Any, RequestInfo], Awaitable[tuple[str, Message]]],
     metrics: ControlMetrics,
+    gate: RequestGate,
 ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]:
     async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         start = time.perf_counter()
         kind_label = "unknown"
         code = grpc.StatusCode.OK
+        info: RequestInfo | None = None
         try:
-            request = parse_request(request_type, raw)
-            kind_label = getattr(request, "kind", "") or kind_label
-            kind_label, response = await method(request)
-            return response.SerializeToString()
+            info = await gate.begin(context, verb)
+            async with gate.admit(info):
+                request = parse_request(request_type, raw)
+                kind_label = getattr(request, "kind", "") or kind_label
+                kind_label, response = await method(request, info)
+                return response.SerializeToString()
         except errors.APIError as err:
             code = err.code
             await abort_with_error(context, err)
@@ -192,6 +213,7 @@ def _unary(
         finally:
             metrics.requests.labels(kind_label, verb, code.name).inc()
             metrics.request_duration.labels(kind_label, verb).observe(time.perf_counter() - start)
+            gate.finish(info, code)
         raise AssertionError("unreachable")  # abort() raises
 
     return handler
@@ -199,17 +221,22 @@ def _unary(
 
 async def serve_stream(
     verb: str,
-    open_stream: Callable[[], Awaitable[tuple[str, AsyncIterator[bytes]]]],
+    open_stream: Callable[[RequestInfo], Awaitable[tuple[str, AsyncIterator[bytes]]]],
     context: grpc.aio.ServicerContext,
     metrics: ControlMetrics,
+    gate: RequestGate,
 ) -> AsyncIterator[bytes]:
-    """Serve a streaming answer: errors become the API's statuses (INTERNAL,
-    logged, for anything unexpected) and the request is counted once, with
-    the kind that open_stream names."""
+    """Serve a streaming answer: the caller is authenticated first (open_stream
+    authorizes once it knows what the request is about); errors become the API's
+    statuses (INTERNAL, logged, for anything unexpected) and the request is
+    counted once, with the kind that open_stream names. Streams are long: they
+    are not held to the fairness bound, which is for requests in flight."""
     kind_label = "unknown"
     code = grpc.StatusCode.OK
+    info: RequestInfo | None = None
     try:
-        kind_label, stream = await open_stream()
+        info = await gate.begin(context, verb)
+        kind_label, stream = await open_stream(info)
         async for message in stream:
             yield message
     except errors.APIError as err:
@@ -222,16 +249,17 @@ async def serve_stream(
             f"internal error while serving {verb}; see the control service's log"))
     finally:
         metrics.requests.labels(kind_label, verb, code.name).inc()
+        gate.finish(info, code)
 
 
 def _streaming(
     servicer: APIServicer, metrics: ControlMetrics
 ) -> Callable[[bytes, grpc.aio.ServicerContext], AsyncIterator[bytes]]:
     async def handler(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        async def open_watch() -> tuple[str, AsyncIterator[bytes]]:
-            return await servicer.watch(parse_request(api_pb2.WatchRequest, raw))
+        async def open_watch(info: RequestInfo) -> tuple[str, AsyncIterator[bytes]]:
+            return await servicer.watch(parse_request(api_pb2.WatchRequest, raw), info)
 
-        async for event in serve_stream("watch", open_watch, context, metrics):
+        async for event in serve_stream("watch", open_watch, context, metrics, servicer.gate):
             yield event
 
     return handler
@@ -252,7 +280,7 @@ def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: St
         "Top": ("top", api_pb2.TopRequest, top.top),
     }
     handlers = {
-        name: grpc.unary_unary_rpc_method_handler(_unary(verb, request_type, method, m))
+        name: grpc.unary_unary_rpc_method_handler(_unary(verb, request_type, method, m, servicer.gate))
         for name, (verb, request_type, method) in unary.items()
     }
     handlers["Watch"] = grpc.unary_stream_rpc_method_handler(_streaming(servicer, m))

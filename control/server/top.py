@@ -17,6 +17,7 @@ import grpc
 
 from control.api import errors, kinds
 from control.api.quantity import bytes_value, cpu_millis
+from control.server.gate import RequestGate, RequestInfo
 from control.server.relay import StreamRelay, agent_address
 from control.server.resources import ResourceService
 from protos.agent.v1 import agent_pb2
@@ -34,13 +35,18 @@ def is_ready(node: core_pb2.Node) -> bool:
 class Top:
     """The API service's Top handler."""
 
-    def __init__(self, resources: ResourceService, relay: StreamRelay) -> None:
+    def __init__(self, resources: ResourceService, relay: StreamRelay, gate: RequestGate | None = None) -> None:
         self._resources = resources
         self._relay = relay
+        self._gate = gate or RequestGate()
 
-    async def top(self, request: api_pb2.TopRequest) -> tuple[str, api_pb2.TopResponse]:
+    async def top(self, request: api_pb2.TopRequest, info: RequestInfo) -> tuple[str, api_pb2.TopResponse]:
         if request.kind not in ("nodes", "pods"):
             raise errors.BadRequestError(f'top: unknown kind "{request.kind}": choose nodes or pods')
+        # Who may list the pods (or nodes) may see their usage (metrics.k8s.io asks the same).
+        info.verb, info.kind = "list", kinds.resolve("Node" if request.kind == "nodes" else "Pod")
+        info.namespace = "" if request.kind == "nodes" or request.all_namespaces else request.namespace
+        await self._gate.authorize(info)
         listed, _ = await self._resources.list(kinds.resolve("Node"), namespace="")
         nodes = sorted((n for n in listed if isinstance(n, core_pb2.Node) and is_ready(n)),
                        key=lambda n: n.metadata.name)
