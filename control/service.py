@@ -40,6 +40,8 @@ from control.server.metrics import ControlMetrics, InstrumentedStore
 from control.server.allocators import (
     DEFAULT_NODE_PORT_RANGE, DEFAULT_REPAIR_INTERVAL_SECONDS, DEFAULT_SERVICE_CIDR, ServiceAllocations,
 )
+from control.auth.authenticator import Chain
+from control.auth.authorizer import MastersAuthorizer, Union
 from control.server.gate import RequestGate
 from control.server.relay import StreamRelay
 from control.server.defaults import DEFAULT_TOLERATION_SECONDS
@@ -144,7 +146,7 @@ class ControlService:
             ("grpc.max_receive_message_length", TRANSPORT_MAX_RECEIVE_BYTES),
             ("grpc.so_reuseport", 0),
         ])
-        gate = RequestGate()
+        gate = self._build_gate(resources)
         self._relay = StreamRelay(resources, self.metrics, gate)
         add_api_service(server, APIServicer(resources, self.metrics, gate), relay=self._relay,
                         top=Top(resources, self._relay, gate))
@@ -180,6 +182,17 @@ class ControlService:
         self._api = api
         log.info("control service listening on %s:%d (store %s, %d kinds)",
                  host, self.port, config.store_url.split("://")[0], len(kinds.KINDS))
+
+    def _build_gate(self, resources: ResourceService) -> RequestGate:
+        """The API's gate (control/server/gate.py): who may call, what they may do,
+        how many of their requests may be in flight, and the audit log. Every
+        part of control/auth is put together here, from the config."""
+        authenticators: list = []
+        authorizers: list = [MastersAuthorizer()]
+        if not authenticators:
+            # No credentials are checked: every caller is an administrator.
+            return RequestGate()
+        return RequestGate(authenticator=Chain(authenticators), authorizer=Union(authorizers))
 
     async def _report_allocation_problem(self, service, reason: str, message: str) -> None:
         await self._resources.record_event(service, type_="Warning", reason=reason, message=message,
