@@ -96,6 +96,39 @@ def _api_error(err: grpc.aio.AioRpcError) -> errors.APIError:
     return errors.from_status(code, err.details() or code.name, reason)
 
 
+@dataclass(frozen=True)
+class ClientCredentials:
+    """How a client proves itself and checks the server (PEM bytes).
+
+    ca: the cluster CA to trust (None: plain text, for a service started with
+    --insecure-plaintext); cert/key: the client certificate (mutual TLS);
+    token: a bearer token (a service account's), sent with every call."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    token: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.ca is not None
+
+
+PLAINTEXT = ClientCredentials()
+
+
+def _channel(server: str, credentials: ClientCredentials) -> grpc.aio.Channel:
+    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+    if not credentials.tls:
+        return grpc.aio.insecure_channel(server, options=options)
+    channel_credentials = grpc.ssl_channel_credentials(
+        root_certificates=credentials.ca, private_key=credentials.key, certificate_chain=credentials.cert)
+    if credentials.token:
+        channel_credentials = grpc.composite_channel_credentials(
+            channel_credentials, grpc.access_token_call_credentials(credentials.token))
+    return grpc.aio.secure_channel(server, channel_credentials, options=options)
+
+
 class Client:
     """An asyncio client for the API service."""
 
@@ -103,14 +136,39 @@ class Client:
         self._channel = channel
         self._stub = api_pb2_grpc.APIStub(channel)
         self.timeout = timeout
+        self.server = ""
+        self.credentials = PLAINTEXT
+        self._draining: asyncio.Task | None = None
 
     @classmethod
-    def connect(cls, server: str | None = None, *, timeout: float | None = 30.0) -> "Client":
-        channel = grpc.aio.insecure_channel(
-            resolve_server(server),
-            options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)],
-        )
-        return cls(channel, timeout=timeout)
+    def connect(cls, server: str | None = None, *, timeout: float | None = 30.0,
+                credentials: ClientCredentials | None = None) -> "Client":
+        """A client for server (see resolve_server). Without credentials, those of
+        the config file's current context when its server is the one asked for
+        (control.client_config), else plain text."""
+        address = resolve_server(server)
+        if credentials is None:
+            from control.client_config import credentials_from_config
+
+            credentials = credentials_from_config(address) or PLAINTEXT
+        client = cls(_channel(address, credentials), timeout=timeout)
+        client.server, client.credentials = address, credentials
+        return client
+
+    async def use_credentials(self, credentials: ClientCredentials, *, drain: float = 30.0) -> None:
+        """Call with new credentials from now on (a renewed certificate). Calls
+        already open on the old channel (watches) go on for drain seconds, then
+        that channel closes and they end; their callers re-watch on the new one."""
+        old = self._channel
+        self._channel = _channel(self.server, credentials)
+        self._stub = api_pb2_grpc.APIStub(self._channel)
+        self.credentials = credentials
+
+        async def close_later() -> None:
+            await asyncio.sleep(drain)
+            await old.close()
+
+        self._draining = asyncio.create_task(close_later())
 
     async def __aenter__(self) -> "Client":
         return self
@@ -119,6 +177,8 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
+        if self._draining is not None:
+            self._draining.cancel()
         await self._channel.close()
 
     async def _call(self, method, request):

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import grpc
@@ -29,7 +31,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from control.api import errors, kinds
-from control.client import Client
+from control.client import Client, ClientCredentials
 from control.controllers.informers import Informers
 from control.controllers.manager import ControllerContext, ControllerOptions, run_controllers
 from control.dns.cluster_dns import ClusterDNSConfig, cluster_dns_ip, run_cluster_dns
@@ -41,6 +43,9 @@ from control.server.allocators import (
     DEFAULT_NODE_PORT_RANGE, DEFAULT_REPAIR_INTERVAL_SECONDS, DEFAULT_SERVICE_CIDR, ServiceAllocations,
 )
 from control.auth.authenticator import Chain
+from control.auth.certificates import CertificateAuthenticator
+from control.auth.pki import (CONTROL_CLIENT_NAME, DEFAULT_PKI_DIR, DEFAULT_VALIDITY, SERVER_NAME, ClusterPKI)
+from control.auth.tls import TLSFiles, channel_credentials, server_credentials
 from control.auth.authorizer import MastersAuthorizer, Union
 from control.server.gate import RequestGate
 from control.server.relay import StreamRelay
@@ -83,6 +88,19 @@ class ControlConfig:
     # The cluster DNS the leader serves (--cluster-dns-listen, --cluster-domain); None: none.
     # ``sampan control`` turns it on by default; an in-process service (tests) only when given one.
     cluster_dns: ClusterDNSConfig | None = None
+    # Mutual TLS (control/auth): the PKI directory and certificate lifetime. None: plain text,
+    # every caller an administrator (``sampan control --insecure-plaintext``; in-process tests).
+    tls: TLSConfig | None = None
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """--pki-dir, --cert-validity and --tls-san: where the cluster CA and the service's
+    certificates live (created on first start), how long leaves live, extra server names."""
+
+    pki_dir: Path = DEFAULT_PKI_DIR
+    cert_validity: datetime.timedelta = DEFAULT_VALIDITY
+    server_names: tuple[str, ...] = ()
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -129,10 +147,19 @@ class ControlService:
         self._metrics_server = None
         self._relay: StreamRelay | None = None
         self.elector: LeaderElector | None = None
+        self.pki: ClusterPKI | None = None
         self.port = 0
 
     async def start(self) -> None:
         config = self.config
+        host, port = split_host_port(config.listen)
+        connect_host = host if host not in ("0.0.0.0", "::") else "127.0.0.1"
+        if config.tls is not None:
+            self.pki = ClusterPKI(config.tls.pki_dir)
+            created = self.pki.ensure(validity=config.tls.cert_validity,
+                                      server_names=[*config.tls.server_names, connect_host])
+            if created:
+                log.info("created %s in %s", ", ".join(created), config.tls.pki_dir)
         self._store = InstrumentedStore(await open_store(config.store_url), self.metrics)
         allocations = ServiceAllocations(self._store, service_cidr=config.service_cidr,
                                          node_port_range=config.service_node_port_range)
@@ -147,7 +174,7 @@ class ControlService:
             ("grpc.so_reuseport", 0),
         ])
         gate = self._build_gate(resources)
-        self._relay = StreamRelay(resources, self.metrics, gate)
+        self._relay = StreamRelay(resources, self.metrics, gate, agent_credentials=self._agent_credentials())
         add_api_service(server, APIServicer(resources, self.metrics, gate), relay=self._relay,
                         top=Top(resources, self._relay, gate))
         health_servicer = health.aio.HealthServicer()
@@ -155,8 +182,14 @@ class ControlService:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server)
-        host, port = split_host_port(config.listen)
-        self.port = server.add_insecure_port(f"{host}:{port}")
+        if config.tls is not None:
+            self.port = server.add_secure_port(f"{host}:{port}", server_credentials(TLSFiles(
+                ca=self.pki.path("ca", "crt"), cert=self.pki.path(SERVER_NAME, "crt"),
+                key=self.pki.path(SERVER_NAME, "key"))))
+        else:
+            log.warning("serving the API in PLAIN TEXT (--insecure-plaintext): no client is authenticated "
+                        "and every caller is an administrator")
+            self.port = server.add_insecure_port(f"{host}:{port}")
         await server.start()
         for service in ("", SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -166,7 +199,7 @@ class ControlService:
             metrics_host, metrics_port = split_host_port(config.metrics_listen)
             self._metrics_server = start_http_server(metrics_port, metrics_host, registry=self.metrics.registry)
 
-        api = Client.connect(f"{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{self.port}")
+        api = Client.connect(f"{connect_host}:{self.port}", credentials=self.own_credentials())
         self._tasks = [
             asyncio.create_task(compact_history(self._store, interval=config.compaction_interval)),
             asyncio.create_task(allocations.run_repairs(interval=config.allocation_repair_interval,
@@ -189,10 +222,27 @@ class ControlService:
         part of control/auth is put together here, from the config."""
         authenticators: list = []
         authorizers: list = [MastersAuthorizer()]
+        if self.config.tls is not None:
+            authenticators.append(CertificateAuthenticator())
         if not authenticators:
             # No credentials are checked: every caller is an administrator.
             return RequestGate()
         return RequestGate(authenticator=Chain(authenticators), authorizer=Union(authorizers))
+
+    def own_credentials(self) -> ClientCredentials:
+        """The control service's own client identity (system:sampan-control, a master):
+        its scheduler, controllers and DNS call the API with it."""
+        if self.config.tls is None:
+            return ClientCredentials()
+        pair = self.pki.load(CONTROL_CLIENT_NAME)
+        return ClientCredentials(ca=self.pki.ca_pem, cert=pair.cert_pem, key=pair.key_pem)
+
+    def _agent_credentials(self) -> grpc.ChannelCredentials | None:
+        """How the relay dials agents: mutual TLS as the control service (None: plain text)."""
+        own = self.own_credentials()
+        if not own.tls:
+            return None
+        return channel_credentials(ca=own.ca, cert=own.cert, key=own.key)
 
     async def _report_allocation_problem(self, service, reason: str, message: str) -> None:
         await self._resources.record_event(service, type_="Warning", reason=reason, message=message,

@@ -91,10 +91,13 @@ async def _forward(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
 class StreamRelay:
     """The API service's Logs and Exec handlers (raw bytes in, raw bytes out)."""
 
-    def __init__(self, resources: ResourceService, metrics: ControlMetrics, gate: RequestGate | None = None) -> None:
+    def __init__(self, resources: ResourceService, metrics: ControlMetrics, gate: RequestGate | None = None, *,
+                 agent_credentials: grpc.ChannelCredentials | None = None) -> None:
+        """agent_credentials: mutual TLS to the agents (None: plain text)."""
         self._resources = resources
         self._metrics = metrics
         self._gate = gate or RequestGate()
+        self._agent_credentials = agent_credentials
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def target(self, *, namespace: str, pod_name: str, container: str) -> AgentTarget:
@@ -123,7 +126,9 @@ class StreamRelay:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            channel = self._channels[address] = (
+                grpc.aio.insecure_channel(address) if self._agent_credentials is None
+                else grpc.aio.secure_channel(address, self._agent_credentials))
         return channel
 
     async def logs(self, raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
