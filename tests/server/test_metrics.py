@@ -51,16 +51,26 @@ async def test_requests_are_counted_by_kind_verb_and_code(metered):
     assert samples[("sampan_apiserver_request_duration_seconds_count", (("kind", "Pod"), ("verb", "create")))] == 1
 
 
+async def _watches(port: int, kind: str) -> float:
+    samples = await asyncio.to_thread(scrape, port)
+    return samples.get(("sampan_apiserver_watches", (("kind", kind),)), 0.0)
+
+
 async def test_open_watches_and_store_operations_are_reported(metered):
     api, port = metered
-    # ConfigMaps: a kind no watcher inside the service (controllers, scheduler) follows.
+    # The garbage collector, once the service leads, watches every kind (ConfigMaps too): wait for its watch.
+    deadline = asyncio.get_running_loop().time() + 10
+    while await _watches(port, "ConfigMap") < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the service's own ConfigMap watch never opened"
+        await asyncio.sleep(0.05)
+    before = await _watches(port, "ConfigMap")
     stream = api.watch("ConfigMap", namespace="default")
     config_map = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap", data={"a": "b"})
     config_map.metadata.name, config_map.metadata.namespace = "settings", "default"
     await api.create(config_map)
     await asyncio.wait_for(anext(stream), 5)
     samples = await asyncio.to_thread(scrape, port)
-    assert samples[("sampan_apiserver_watches", (("kind", "ConfigMap"),))] == 1
+    assert samples[("sampan_apiserver_watches", (("kind", "ConfigMap"),))] == before + 1
     assert samples[("sampan_store_operation_duration_seconds_count", (("operation", "create"),))] >= 1
     assert samples[("sampan_store_revision", ())] > 0
     await stream.aclose()
