@@ -116,11 +116,15 @@ class StandInKubelet:
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> "StandInKubelet":
+        revision = await self._relist()
+        self._task = asyncio.create_task(self._watch(revision))
+        return self
+
+    async def _relist(self) -> str:
         items, revision = await self.api.list("Pod", namespace="default")
         for pod in items:
             await self._handle(pod)
-        self._task = asyncio.create_task(self._watch(revision))
-        return self
+        return revision
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
@@ -129,9 +133,21 @@ class StandInKubelet:
             await self._task
 
     async def _watch(self, revision: str) -> None:
-        async for event in self.api.watch("Pod", namespace="default", resource_version=revision):
-            if event.type != "DELETED":
-                await self._handle(event.object)
+        # As an agent does, it carries on after a failed call or a broken watch (a slow,
+        # loaded machine): list again, handle every pod, watch from there.
+        while True:
+            try:
+                async for event in self.api.watch("Pod", namespace="default", resource_version=revision):
+                    if event.type != "DELETED":
+                        await self._handle(event.object)
+            except errors.APIError:
+                await asyncio.sleep(0.1)
+            while True:
+                try:
+                    revision = await self._relist()
+                    break
+                except errors.APIError:
+                    await asyncio.sleep(0.1)
 
     async def _handle(self, pod: core_pb2.Pod) -> None:
         try:
