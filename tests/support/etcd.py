@@ -75,7 +75,7 @@ class EtcdCluster:
                     f"--initial-advertise-peer-urls={member.peer_url}",
                     f"--initial-cluster={initial_cluster}",
                     "--initial-cluster-state=new",
-                    f"--initial-cluster-token=sampan-test-{os.getpid()}-{member.client_port}",
+                    f"--initial-cluster-token={os.path.basename(self.workdir)}",  # one per cluster
                     "--logger=zap",
                     "--log-level=warn",
                 ],
