@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from control.api import errors
+from control.api.metrics_endpoints import AGENT_METRICS
 from control.client import Client
 from protos.api.v1 import core_pb2
 
@@ -118,6 +119,8 @@ class NodeIdentity:
     resources: Mapping[str, str] = field(default_factory=dict)
     # Taints the Node is created with (kubelet's --register-with-taints); later ones are others' to set.
     register_with_taints: tuple[core_pb2.Taint, ...] = ()
+    # Where the agent serves /metrics (HOST:PORT, the sampan.io/agent-metrics annotation); "": nowhere.
+    metrics_address: str = ""
 
 
 def desired_node(identity: NodeIdentity, facts: MachineFacts) -> core_pb2.Node:
@@ -133,6 +136,8 @@ def desired_node(identity: NodeIdentity, facts: MachineFacts) -> core_pb2.Node:
     if not identity.runtime_isolated:
         node.metadata.annotations["sampan.io/runtime-isolation"] = (
             "none: containers run as plain processes on this machine (process runtime)")
+    if identity.metrics_address:
+        node.metadata.annotations[AGENT_METRICS] = identity.metrics_address
     if identity.pod_cidr:
         node.spec.pod_cidr = identity.pod_cidr
         node.spec.pod_cidrs.append(identity.pod_cidr)
@@ -217,6 +222,8 @@ async def register_node(api: Client, identity: NodeIdentity, facts: MachineFacts
         node = await api.get("Node", identity.name)
         node.metadata.labels.update(wanted.metadata.labels)
         node.metadata.annotations.update(wanted.metadata.annotations)
+        if not identity.metrics_address:
+            node.metadata.annotations.pop(AGENT_METRICS, None)  # an earlier agent's, serving no more
         if wanted.spec.pod_cidr:
             node.spec.pod_cidr = wanted.spec.pod_cidr
             del node.spec.pod_cidrs[:]

@@ -13,9 +13,16 @@ Stats neither: it reports the node's and its containers' usage (agent.usage).
 Failures are API errors sent as the API sends them: the gRPC code, one line,
 and the reason in ``sampan-reason``.
 
-There is no authentication yet: whoever reaches the port can read every
-pod's logs and run commands in its containers. Bind ``--listen`` to an
-address only the control service can reach until TLS and authorization land.
+With TLS (the default; ``AgentServer(..., tls=TLSFiles)``) it serves
+mutual TLS with the node's serving certificate (its SANs are the addresses
+the control service dials), grpc refuses in the handshake a caller without a
+certificate the cluster CA signed, and ``ControlPlaneOnly`` answers
+PERMISSION_DENIED to every caller whose certificate is not in group
+``system:masters`` (the control service's control-client certificate): a
+node, a user or a pod cannot reach another pod's logs or exec through here,
+only through the API, which authorizes them. With ``--insecure-plaintext``
+(tls=None) there is no authentication: whoever reaches the port can read
+every pod's logs and run commands in its containers.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from agent.pod_containers import PodLookup, container_attempts, current_attempt,
 from agent.runtime.base import RUNNING, ContainerRuntime, ContainerStatus, RuntimeError_, StreamingExec
 from agent.usage import UsageTracker
 from control.api import errors
+from control.auth.identity import SYSTEM_MASTERS
+from control.auth.pki import load_cert, subject_names
+from control.auth.tls import TLSFiles, server_credentials
 from control.api.containers import choose_container
 from control.api.image_archives import ACCEPTED_METADATA, archive_from_metadata
 from protos.agent.v1 import agent_pb2, agent_pb2_grpc
@@ -171,24 +181,110 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             yield output
 
 
-class AgentServer:
-    """The agent's gRPC server on ``listen`` (HOST:PORT; port 0 picks one)."""
+def caller_groups(context: grpc.aio.ServicerContext) -> tuple[str, tuple[str, ...]] | None:
+    """(CN, O values) of the caller's verified client certificate; None without one."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        return None
+    try:
+        return subject_names(load_cert(pems[0]))
+    except ValueError:
+        return None
 
-    def __init__(self, servicer: AgentServicer, *, listen: str = DEFAULT_LISTEN) -> None:
+
+def _refusal(context: grpc.aio.ServicerContext) -> errors.APIError | None:
+    caller = caller_groups(context)
+    if caller is None:
+        return errors.UnauthorizedError("Unauthorized: the agent API needs a client certificate")
+    name, groups = caller
+    if SYSTEM_MASTERS in groups:
+        return None
+    return errors.ForbiddenError(
+        f'User "{name}" cannot call the agent API: only the control service ({SYSTEM_MASTERS}) may; '
+        f"use sampan logs, exec or top through the API")
+
+
+class ControlPlaneOnly(grpc.aio.ServerInterceptor):
+    """Let only callers in system:masters through; others get PERMISSION_DENIED.
+
+    The caller's certificate is only known to the handler's context, so the
+    interceptor wraps each handler with the check rather than deciding here."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.unary_unary:
+            inner_uu = handler.unary_unary
+
+            async def unary_unary(request, context):
+                await _check(context)
+                return await inner_uu(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer,
+                                                       handler.response_serializer)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(requests, context):
+                await _check(context)
+                return await inner_su(requests, context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, handler.request_deserializer,
+                                                        handler.response_serializer)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request, context):
+                await _check(context)
+                async for response in inner_us(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, handler.request_deserializer,
+                                                        handler.response_serializer)
+        inner_ss = handler.stream_stream
+
+        async def stream_stream(requests, context):
+            await _check(context)
+            async for response in inner_ss(requests, context):
+                yield response
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, handler.request_deserializer,
+                                                     handler.response_serializer)
+
+
+async def _check(context: grpc.aio.ServicerContext) -> None:
+    refusal = _refusal(context)
+    if refusal is not None:
+        log.warning("refused an agent API call from %s: %s", context.peer(), refusal.message)
+        await _abort(context, refusal)
+
+
+class AgentServer:
+    """The agent's gRPC server on ``listen`` (HOST:PORT; port 0 picks one); with tls, mutual TLS
+    and only the control service as a caller (see the module docstring)."""
+
+    def __init__(self, servicer: AgentServicer, *, listen: str = DEFAULT_LISTEN, tls: TLSFiles | None = None) -> None:
         # No SO_REUSEPORT: a second agent on the same port must fail, not share it.
-        self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self._server = grpc.aio.server(options=[("grpc.so_reuseport", 0)],
+                                       interceptors=[ControlPlaneOnly()] if tls is not None else [])
         agent_pb2_grpc.add_AgentServicer_to_server(servicer, self._server)
         self.listen = listen
+        self.tls = tls
         self.port = 0
 
     async def start(self) -> int:
         """Start serving; returns the port. OSError if the address cannot be bound."""
         try:
-            self.port = self._server.add_insecure_port(self.listen)
+            if self.tls is None:
+                self.port = self._server.add_insecure_port(self.listen)
+            else:
+                self.port = self._server.add_secure_port(self.listen, server_credentials(self.tls))
         except RuntimeError as err:  # grpc's word for a taken or bad address
             raise OSError(f"agent API --listen {self.listen}: {err}") from None
         await self._server.start()
-        log.info("agent API listening on %s (port %d)", self.listen, self.port)
+        log.info("agent API listening on %s (port %d, %s)", self.listen, self.port,
+                 "plain text, unauthenticated" if self.tls is None else "mutual TLS, the control service only")
         return self.port
 
     async def stop(self, grace: float = 1.0) -> None:

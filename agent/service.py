@@ -7,6 +7,9 @@ the Node's status for the control service to find), the Node registration,
 the heartbeat Lease, the node status reporter, the pod manager (recovering
 what the runtime still runs before it starts; pods' DNS from ``--cluster-dns``),
 the routes to other nodes' pods (agent/routes.py), and the Prometheus endpoint.
+With TLS it first joins the cluster when its PKI directory holds no valid
+client certificate (``--token``), and renews its certificates as they age
+(agent/certificates.py).
 Stops on SIGTERM/SIGINT without touching running pods: pods outlive the
 agent, and the next agent adopts them.
 """
@@ -25,6 +28,7 @@ from typing import Mapping
 
 from prometheus_client import start_http_server
 
+from agent.certificates import DEFAULT_RENEW_FRACTION, CertificateRotator, ensure_credentials
 from agent.metrics import AgentMetrics, InstrumentedRuntime, sample_container_stats
 from agent.node import MachineFacts, NodeIdentity, NodeLease, NodeStatusReporter, register_node
 from agent.pods.dns import ClusterDNS
@@ -33,7 +37,10 @@ from agent.pod_containers import APIPodLookup
 from agent.runtime.base import ContainerRuntime
 from agent.server import DEFAULT_LISTEN, AgentServer, AgentServicer
 from control.api import errors
-from control.client import Client
+from control.api.metrics_endpoints import join_host_port
+from control.auth.bootstrap import JoinToken, parse_join_token
+from control.auth.node_pki import DEFAULT_NODE_PKI_DIR, SERVING, NodePKI
+from control.client import PLAINTEXT, Client
 
 log = logging.getLogger("sampan.agent")
 
@@ -51,8 +58,15 @@ class AgentConfig:
     node_ip: str = ""
     node_labels: Mapping[str, str] = field(default_factory=dict)
     metrics_listen: str = "127.0.0.1:10250"
-    # The logs/exec gRPC server (agent.server); unauthenticated for now.
+    # The logs/exec gRPC server (agent.server).
     listen: str = DEFAULT_LISTEN
+    # The node's credentials (control/auth/node_pki.py): its client certificate for the API, its
+    # serving certificate for the agent's server. None: plain text both ways (--insecure-plaintext).
+    tls: NodePKI | None = None
+    # Joining (agent/certificates.py): the bootstrap token used when tls holds no valid client
+    # certificate; and when, as a fraction of their lifetime, the node's certificates are renewed.
+    join_token: JoinToken | None = None
+    cert_renew_fraction: float = DEFAULT_RENEW_FRACTION
     lease_interval: float = 10.0
     status_interval: float = 10.0
     backoff_initial: float = 10.0
@@ -100,24 +114,41 @@ class Agent:
         self._runtime: ContainerRuntime | None = None
         self._metrics_server = None
         self._server: AgentServer | None = None
+        self.rotator: CertificateRotator | None = None
 
     async def start(self) -> None:
         config = self.config
         os.makedirs(config.data_dir, exist_ok=True)
+        if config.tls is not None:
+            # Join first (when there is no valid client certificate yet): a refused token ends here.
+            await ensure_credentials(config.tls, server=config.server, node_name=config.node_name,
+                                     token=config.join_token)
         runtime, why = await choose_runtime(config)
         log.info("container runtime: %s", why)
         info = await runtime.info()
         self._runtime = InstrumentedRuntime(runtime, self.metrics)
-        self._api = Client.connect(config.server)
+        if config.tls is None:
+            log.warning("talking to the control service in PLAIN TEXT and serving the agent API unauthenticated "
+                        "(--insecure-plaintext)")
+        credentials = PLAINTEXT if config.tls is None else config.tls.client_credentials()
+        serving = None if config.tls is None else config.tls.files(SERVING)
+        self._api = Client.connect(config.server, credentials=credentials)
         servicer = AgentServicer(
             self._runtime, APIPodLookup(self._api, config.node_name),
             images=image_store_for(runtime, node_name=config.node_name),
             spool_dir=Path(config.data_dir, "image-imports"))
-        self._server = AgentServer(servicer, listen=config.listen)
+        self._server = AgentServer(servicer, listen=config.listen, tls=serving)
         agent_port = await self._server.start()
+        metrics_address = ""
+        if config.metrics_listen:
+            # Before registering: the Node's sampan.io/agent-metrics annotation names the port it got.
+            host, _, port = config.metrics_listen.rpartition(":")
+            self._metrics_server = start_http_server(int(port), host or "0.0.0.0", registry=self.metrics.registry)
+            metrics_address = join_host_port(host or "0.0.0.0", self._metrics_server[0].server_port)
         identity = NodeIdentity(
             name=config.node_name, labels=dict(config.node_labels), pod_cidr=config.pod_cidr,
-            runtime_version=info.version, runtime_isolated=info.isolated, agent_port=agent_port)
+            runtime_version=info.version, runtime_isolated=info.isolated, agent_port=agent_port,
+            metrics_address=metrics_address)
         facts = await asyncio.to_thread(MachineFacts.read, data_dir=config.data_dir, node_ip=config.node_ip)
         await self._register(identity, facts)
 
@@ -132,9 +163,6 @@ class Agent:
             cluster_dns=ClusterDNS(servers=config.cluster_dns, domain=config.cluster_domain),
             resolv_conf=config.resolv_conf)
         await pods.recover()
-        if config.metrics_listen:
-            host, _, port = config.metrics_listen.rpartition(":")
-            self._metrics_server = start_http_server(int(port), host or "0.0.0.0", registry=self.metrics.registry)
         self._tasks = [
             asyncio.create_task(NodeLease(self._api, config.node_name, interval=config.lease_interval).run()),
             asyncio.create_task(NodeStatusReporter(
@@ -148,7 +176,16 @@ class Agent:
 
             keeper = PodRouteKeeper(self._api, node_name=config.node_name, table=NetlinkRouteTable())
             self._tasks.append(asyncio.create_task(keeper.run()))
+        if config.tls is not None:
+            self.rotator = CertificateRotator(self._api, config.tls, node_name=config.node_name,
+                                              fraction=config.cert_renew_fraction, server_names=self._serving_names)
+            self._tasks.append(asyncio.create_task(self.rotator.run()))
         log.info("agent for node %s started (data in %s)", config.node_name, config.data_dir)
+
+    async def _serving_names(self) -> list[str]:
+        """The names the agent's serving certificate carries: the Node's name and addresses."""
+        node = await self._api.get("Node", self.config.node_name)
+        return list(dict.fromkeys([self.config.node_name, *(a.address for a in node.status.addresses)]))
 
     def _observe_pod_start(self, pod) -> None:
         """kubelet_pod_start_duration_seconds: creation to first reported Running."""
@@ -258,7 +295,10 @@ def run(args) -> int:
             cluster_dns=parse_cluster_dns(getattr(args, "cluster_dns", "10.96.0.10")),
             cluster_domain=parse_cluster_domain(getattr(args, "cluster_domain", "cluster.local")),
             resolv_conf=getattr(args, "resolv_conf", AgentConfig.resolv_conf),
-            pod_routes=getattr(args, "pod_routes", True))
+            pod_routes=getattr(args, "pod_routes", True),
+            tls=None if getattr(args, "insecure_plaintext", False)
+            else NodePKI(Path(getattr(args, "pki_dir", None) or DEFAULT_NODE_PKI_DIR)),
+            join_token=parse_join_token(args.token) if getattr(args, "token", None) else None)
         asyncio.run(serve(config))
     except ValueError as err:
         log.error("%s", err)

@@ -17,8 +17,10 @@ gRPC status the server sent.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterable, AsyncIterator, Mapping, Sequence
@@ -30,7 +32,7 @@ from google.protobuf.message import Message
 from control.api import errors, kinds
 from control.api.image_archives import accepted, archive_metadata
 from protos.agent.v1 import agent_pb2
-from protos.api.v1 import api_pb2, api_pb2_grpc
+from protos.api.v1 import api_pb2, api_pb2_grpc, authorization_pb2, core_pb2
 
 DEFAULT_SERVER = "127.0.0.1:6443"
 SERVER_ENV = "SAMPAN_SERVER"
@@ -93,7 +95,11 @@ def _api_error(err: grpc.aio.AioRpcError) -> errors.APIError:
     code = err.code()
     if code == grpc.StatusCode.UNAVAILABLE and reason is None:
         return errors.UnavailableError(f"the control service is unreachable: {err.details()}")
-    return errors.from_status(code, err.details() or code.name, reason)
+    error = errors.from_status(code, err.details() or code.name, reason)
+    if isinstance(error, errors.TooManyRequestsError):
+        hint = dict(err.trailing_metadata() or ()).get(errors.RETRY_AFTER_METADATA_KEY, "")
+        error.retry_after_seconds = int(hint) if str(hint).isdigit() else None
+    return error
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,48 @@ class ClientCredentials:
 PLAINTEXT = ClientCredentials()
 
 
+def grpc_target(server: str) -> tuple[str, list[tuple[str, str]]]:
+    """The grpc target and channel options for server: one HOST:PORT, or several
+    separated by commas (the replicas of an HA control plane). Several become one
+    channel over all their addresses that moves to the next when one fails
+    (grpc's pick_first); TLS then checks every replica's certificate against the
+    first address, so each replica's server certificate must name them all
+    (``sampan control --tls-san``)."""
+    addresses = [part.strip() for part in server.split(",") if part.strip()]
+    if len(addresses) <= 1:
+        return server, []
+    hosts = []
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        host = host.strip("[]")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f'server "{server}": several control endpoints must be IP:PORT each, '
+                             f'not "{address}"') from None
+        if not sep or not port.isdigit():
+            raise ValueError(f'server "{server}": "{address}" has no port')
+        hosts.append(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}")
+    first = addresses[0].rpartition(":")[0].strip("[]")
+    return "ipv6:" + ",".join(hosts) if ":" in first else "ipv4:" + ",".join(hosts), [
+        ("grpc.ssl_target_name_override", first), ("grpc.default_authority", first)]
+
+
 def _channel(server: str, credentials: ClientCredentials) -> grpc.aio.Channel:
-    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+    server, target_options = grpc_target(server)
+    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES), *target_options]
     if not credentials.tls:
         return grpc.aio.insecure_channel(server, options=options)
+    cert, key = credentials.cert, credentials.key
+    if cert is None:
+        # No certificate of our own (a token proves who we are): present one that names nobody,
+        # since the API's TLS handshake wants one (control/auth/anonymous.py).
+        from control.auth.anonymous import anonymous_client
+
+        anonymous = anonymous_client()
+        cert, key = anonymous.cert_pem, anonymous.key_pem
     channel_credentials = grpc.ssl_channel_credentials(
-        root_certificates=credentials.ca, private_key=credentials.key, certificate_chain=credentials.cert)
+        root_certificates=credentials.ca, private_key=key, certificate_chain=cert)
     if credentials.token:
         channel_credentials = grpc.composite_channel_credentials(
             channel_credentials, grpc.access_token_call_credentials(credentials.token))
@@ -131,6 +173,10 @@ def _channel(server: str, credentials: ClientCredentials) -> grpc.aio.Channel:
 
 class Client:
     """An asyncio client for the API service."""
+
+    # Unary calls refused with TooManyRequests (the server's fairness bound) are
+    # tried again this many times, each after the server's retry-after delay.
+    busy_retries: int = 4
 
     def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = 30.0) -> None:
         self._channel = channel
@@ -182,14 +228,42 @@ class Client:
         await self._channel.close()
 
     async def _call(self, method, request):
-        try:
-            return await method(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as err:
-            raise _api_error(err) from None
+        for attempt in range(self.busy_retries + 1):
+            try:
+                return await method(request, timeout=self.timeout)
+            except grpc.aio.AioRpcError as err:
+                error = _api_error(err)
+            if not isinstance(error, errors.TooManyRequestsError) or attempt == self.busy_retries:
+                raise error
+            # Refused before it was read (the server's fairness bound): wait as told, with jitter
+            # so that a crowd of refused callers does not come back at the same instant.
+            wait = error.retry_after_seconds if error.retry_after_seconds is not None else 1
+            await asyncio.sleep(wait * random.uniform(1.0, 2.0))
+        raise AssertionError("unreachable")
 
     async def create(self, obj: Message) -> Message:
         response = await self._call(self._stub.Create, api_pb2.CreateRequest(object=pack(obj)))
         return unpack(response.object)
+
+    async def create_token(
+        self, service_account: str, *, namespace: str, audiences: Sequence[str] = (),
+        expiration_seconds: int | None = None, bound_pod: tuple[str, str] | None = None,
+    ) -> core_pb2.TokenRequest:
+        """A token for the service account (TokenRequest), bound to the pod (name, uid) if given;
+        its status carries the token and its expiry."""
+        body = core_pb2.TokenRequest(api_version="authentication.k8s.io/v1", kind="TokenRequest")
+        body.spec.audiences.extend(audiences)
+        if expiration_seconds is not None:
+            body.spec.expiration_seconds = expiration_seconds
+        if bound_pod is not None:
+            body.spec.bound_object_ref.kind, body.spec.bound_object_ref.api_version = "Pod", "v1"
+            body.spec.bound_object_ref.name, body.spec.bound_object_ref.uid = bound_pod
+        request = api_pb2.CreateRequest(object=pack(body), subresource="token", kind="ServiceAccount",
+                                        namespace=namespace, name=service_account)
+        response = await self._call(self._stub.Create, request)
+        answer = core_pb2.TokenRequest()
+        response.object.Unpack(answer)
+        return answer
 
     async def get(self, kind: str | kinds.Kind, name: str, *, namespace: str = "") -> Message:
         request = api_pb2.GetRequest(kind=_kind_name(kind), namespace=namespace, name=name)
@@ -357,6 +431,22 @@ class Client:
         from their agents; nodes whose agents did not answer are in warnings."""
         request = api_pb2.TopRequest(kind=kind, namespace=namespace, all_namespaces=all_namespaces)
         return await self._call(self._stub.Top, request)
+
+    async def access_review(
+        self, *, verb: str, resource: str, group: str = "", subresource: str = "", namespace: str = "",
+        name: str = "", user: str = "", groups: Sequence[str] = (),
+    ) -> authorization_pb2.SubjectAccessReview:
+        """May the caller (or, with user or groups, that user) do verb to resource? The answer is in
+        ``status.allowed``. Asking about someone else needs create on subjectaccessreviews."""
+        review = authorization_pb2.SubjectAccessReview(
+            api_version="authorization.k8s.io/v1",
+            kind="SubjectAccessReview" if user or groups else "SelfSubjectAccessReview")
+        review.spec.resource_attributes.CopyFrom(authorization_pb2.ResourceAttributes(
+            verb=verb, resource=resource, group=group, subresource=subresource, namespace=namespace, name=name))
+        if user:
+            review.spec.user = user
+        review.spec.groups.extend(groups)
+        return await self._call(self._stub.AccessReview, review)
 
     async def import_image(self, archive: str | os.PathLike[str], *, node: str) -> list[str]:
         """Load an image archive (OCI layout or ``docker save`` tar) into the

@@ -112,3 +112,25 @@ def server_from_config(path: Path | None = None) -> str | None:
         return None
     server = current_context(document)[0].get("server")
     return server if isinstance(server, str) and server else None
+
+
+def context_entries(document: dict) -> list[tuple[str, dict]]:
+    """(name, context) of every context in the config, in file order."""
+    return [(entry["name"], entry.get("context") or {}) for entry in document.get("contexts") or []
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str)]
+
+
+def set_current_context(name: str, path: Path | None = None) -> Path:
+    """Make name the current context of the config at path (everything else kept); returns the path.
+
+    KeyError when there is no such context."""
+    path = path or config_path()
+    document = load_config(path) or {}
+    if name not in dict(context_entries(document)):
+        raise KeyError(name)
+    document["current-context"] = name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(document, sort_keys=False))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path

@@ -38,6 +38,7 @@ class Reflector(Generic[T]):
         api: Client,
         kind: str,
         *,
+        namespace: str = "",
         field_selector: str = "",
         key: Callable[[Message], Hashable] = namespaced_name,
         on_change: ChangeHandler | None = None,
@@ -46,6 +47,7 @@ class Reflector(Generic[T]):
     ) -> None:
         self._api = api
         self.kind = kind
+        self._namespace = namespace
         self._field_selector = field_selector
         self._key = key
         self._on_change = on_change or (lambda old, new: None)
@@ -63,11 +65,13 @@ class Reflector(Generic[T]):
         while True:
             try:
                 if not self.resource_version:
-                    items, self.resource_version = await self._api.list(self.kind, field_selector=self._field_selector)
+                    items, self.resource_version = await self._api.list(self.kind, namespace=self._namespace,
+                                                                         field_selector=self._field_selector)
                     self._replace(items)
                     self.synced.set()
                     delay = self._retry_initial
-                async for event in self._api.watch(self.kind, field_selector=self._field_selector,
+                async for event in self._api.watch(self.kind, namespace=self._namespace,
+                                                   field_selector=self._field_selector,
                                                    resource_version=self.resource_version):
                     self._apply(event.type, event.object)
                     self.resource_version = event.object.metadata.resource_version or self.resource_version

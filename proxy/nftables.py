@@ -1,8 +1,8 @@
 """The nftables proxy mode: Services as rules in the table ``ip sampan``.
 
-Each sync builds the whole ruleset for the state (proxy/nft_ruleset.py) and
-applies it as ONE ``nft -f -`` transaction, which the kernel applies
-atomically: either every change of the sync is in place or none is.
+Each sync applies ONE ``nft -f -`` transaction (proxy/nft_ruleset.py), which
+the kernel applies atomically: either every change of the sync is in place
+or none is.
 
 - A full sync (the first one, the periodic resync, and any after a
   failure) lists the names the kernel's table holds now and rewrites the
@@ -10,8 +10,10 @@ atomically: either every change of the sync is in place or none is.
   table by hand, is removed. If the kernel refuses that transaction (the
   table was changed in a way it cannot reconcile), the table is deleted and
   defined anew in one transaction.
-- Otherwise only the difference from the last applied ruleset is sent; a
-  sync that changes nothing runs no ``nft`` at all.
+- Otherwise only the Service ports that changed since the last sync are
+  built and sent (proxy/nft_services.py): one Service's change costs that
+  Service's lines, however many Services there are; a sync that changes
+  nothing runs no ``nft`` at all.
 
 Only the table ``ip sampan`` is read or written: tables of other programs
 (firewalls, the CNI's masquerading, containerd's) are never touched.
@@ -36,11 +38,10 @@ from proxy.nft_ruleset import (
     TABLE_REF,
     Ruleset,
     TableObjects,
-    build_ruleset,
     full_transaction,
-    partial_transaction,
     recreate_transaction,
 )
+from proxy.nft_services import AppliedServices
 from proxy.state import ProxyState
 
 log = logging.getLogger(__name__)
@@ -62,20 +63,20 @@ class NftablesMode:
     def __init__(self, options: ModeOptions) -> None:
         self._options = options
         self._nft = options.nft
-        self._applied: Ruleset | None = None  # what the kernel holds, as far as we know
+        self._applied: AppliedServices | None = None  # what the kernel holds, as far as we know
         self.last_transaction = ""  # the last script sent to nft, for logs and tests
 
     async def sync(self, state: ProxyState, *, full: bool) -> None:
-        ruleset = build_ruleset(state, mark=self._options.masquerade_mark, cluster_cidr=self._options.cluster_cidr)
-        if full or self._applied is None:
-            self._applied = None  # until this sync succeeds, nothing is known
-            await self._apply_full(ruleset)
+        applied, self._applied = self._applied, None  # until this sync succeeds, nothing is known
+        if full or applied is None or applied.node_name != state.node_name:
+            applied = AppliedServices(node_name=state.node_name, cluster_cidr=self._options.cluster_cidr)
+            applied.update(state, transaction=False)
+            await self._apply_full(applied.ruleset(mark=self._options.masquerade_mark))
         else:
-            script = partial_transaction(self._applied, ruleset)
+            script = applied.update(state)
             if script:
-                self._applied = None
                 await self._run(script)
-        self._applied = ruleset
+        self._applied = applied
 
     async def _apply_full(self, ruleset: Ruleset) -> None:
         existing = await self._existing_objects()

@@ -10,13 +10,19 @@ network programming metric); they never compute or program anything.
 One loop does the work (``ServiceProxy.run``). After the first change
 following a quiet time it syncs at once; further changes wait until
 ``min_sync_period`` has passed since the last sync started, so a burst of
-changes costs one sync. Each sync computes the whole desired state from the
-copies (proxy/state.py) and hands it to the mode (proxy/modes.py), which
-applies it. Every ``sync_period`` the sync is *full*: the mode rewrites
+changes costs one sync. Each sync computes the desired state from the
+copies (proxy/state.py; between full syncs, only the Services that changed
+are computed again, proxy/tracker.py) and hands it to the mode
+(proxy/modes.py), which applies it. Every ``sync_period`` the sync is
+*full*: the state is computed from every object again and the mode rewrites
 everything it owns from scratch, which also removes what an earlier run left
 (the first sync is full too) or what changed behind its back. A failed sync
 is counted, logged and retried in full with back-off. The mode is chosen
 once, at start, with its reason logged; other modes' leftovers are removed.
+
+It calls the API with the node's client certificate from the agent's PKI
+directory (``--pki-dir``, control/auth/node_pki.py), or in plain text with
+``--insecure-plaintext``.
 
 Stopping (SIGTERM, SIGINT) leaves kernel rules in place: Services keep
 working while the proxy restarts, and the next start's full sync puts right
@@ -26,21 +32,27 @@ whatever changed meanwhile.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from google.protobuf.message import Message
 from prometheus_client import start_http_server
 
+from control.api.metrics_endpoints import join_host_port
 from control.api.timestamps import parse_time
-from control.client import Client
-from control.reflector import Reflector
+from control.auth.credential_files import follow_client_credentials
+from control.auth.node_pki import DEFAULT_NODE_PKI_DIR, NodeCredentialsMissing, NodePKI
+from control.client import PLAINTEXT, Client, ClientCredentials
+from control.reflector import Reflector, namespaced_name
 from proxy.metrics import ProxyMetrics
+from proxy.metrics_annotation import keep_metrics_annotation
 from proxy.modes import (
     AUTO,
     ModeOptions,
@@ -50,7 +62,8 @@ from proxy.modes import (
     gather_facts,
     remove_leftovers,
 )
-from proxy.state import ProxyState, desired_state
+from proxy.state import ProxyState
+from proxy.tracker import StateTracker
 
 log = logging.getLogger("sampan.proxy")
 
@@ -70,6 +83,11 @@ class ProxyConfig:
     sync_period: float = 30.0
     cluster_cidr: str = ""
     ipvs_scheduler: str = ""
+    # How it calls the API: the node's client certificate (control/auth/node_pki.py, the
+    # agent's PKI directory), or plain text (--insecure-plaintext).
+    credentials: ClientCredentials = PLAINTEXT
+    # The PKI directory the credentials came from: a renewed certificate there is switched to.
+    pki: NodePKI | None = None
 
 
 class ServiceProxy:
@@ -85,7 +103,8 @@ class ServiceProxy:
         self.sync_period = sync_period
         self._clock = clock
         self._wall_clock = wall_clock
-        self.services: Reflector = Reflector(api, "Service", on_change=self._changed)
+        self.tracker = StateTracker(node_name=node_name)
+        self.services: Reflector = Reflector(api, "Service", on_change=self._service_changed)
         self.slices: Reflector = Reflector(api, "EndpointSlice", on_change=self._endpoints_changed)
         self.node: Reflector = Reflector(api, "Node", field_selector=f"metadata.name={node_name}",
                                          key=lambda node: node.metadata.name, on_change=self._changed)
@@ -100,9 +119,14 @@ class ServiceProxy:
     def _changed(self, old: Message | None, new: Message | None) -> None:
         self._dirty.set()
 
+    def _service_changed(self, old: Message | None, new: Message | None) -> None:
+        self.tracker.service_changed(old, new)
+        self._dirty.set()
+
     def _endpoints_changed(self, old: Message | None, new: Message | None) -> None:
         current = new if new is not None else old
         assert current is not None
+        self.tracker.slice_changed(old, new, key=namespaced_name(current))
         trigger = parse_time(current.metadata.annotations.get(LAST_CHANGE_TRIGGER_TIME, "")) if new else 0.0
         if len(self._endpoint_changes) < MAX_PENDING_CHANGES:  # bounded while syncs keep failing
             self._endpoint_changes.append(trigger or self._wall_clock())
@@ -151,8 +175,8 @@ class ServiceProxy:
         """Compute the whole desired state and have the mode apply it; False if it failed."""
         changes, self._endpoint_changes = self._endpoint_changes, []
         started = time.perf_counter()
-        state = desired_state(node_name=self.node_name, node=self.node.get(self.node_name),
-                              services=list(self.services.items.values()), slices=list(self.slices.items.values()))
+        state = self.tracker.state(services=self.services.items, slices=self.slices.items,
+                                   node=self.node.get(self.node_name), full=full)
         try:
             await self.mode.sync(state, full=full)
         except Exception as err:  # noqa: BLE001 - any failure of the mode is retried, in full
@@ -190,7 +214,7 @@ async def serve(config: ProxyConfig, options: ModeOptions, mode_name: str) -> No
     if config.metrics_listen:
         host, _, port = config.metrics_listen.rpartition(":")
         metrics_server = start_http_server(int(port), host or "0.0.0.0", registry=metrics.registry)
-    api = Client.connect(config.server)
+    api = Client.connect(config.server, credentials=config.credentials)
     proxy = ServiceProxy(api, mode, node_name=config.node_name, metrics=metrics,
                          min_sync_period=config.min_sync_period, sync_period=config.sync_period)
     stop = asyncio.Event()
@@ -200,6 +224,15 @@ async def serve(config: ProxyConfig, options: ModeOptions, mode_name: str) -> No
     log.info("proxy for node %s started (%s mode, control service %s)", config.node_name, mode_name, config.server)
     running = asyncio.create_task(proxy.run())
     stopping = asyncio.create_task(stop.wait())
+    annotating = []
+    if metrics_server is not None:
+        # The Node's sampan.io/proxy-metrics annotation: how Prometheus' service discovery finds this proxy.
+        address = join_host_port(host or "0.0.0.0", metrics_server[0].server_port)
+        annotating.append(asyncio.create_task(keep_metrics_annotation(api, node_name=config.node_name,
+                                                                      address=address)))
+    if config.pki is not None:
+        # The agent renews the node's certificate; follow it (control/auth/credential_files.py).
+        annotating.append(asyncio.create_task(follow_client_credentials(api, config.pki)))
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if running.done():
@@ -207,7 +240,9 @@ async def serve(config: ProxyConfig, options: ModeOptions, mode_name: str) -> No
     finally:
         running.cancel()
         stopping.cancel()
-        await asyncio.gather(running, stopping, return_exceptions=True)
+        for task in annotating:
+            task.cancel()
+        await asyncio.gather(running, stopping, *annotating, return_exceptions=True)
         await mode.close()
         await api.close()
         if metrics_server is not None:
@@ -255,6 +290,16 @@ def run(args) -> int:
                           ipvs_scheduler=config.ipvs_scheduler)
     choice = choose_mode(config.mode, gather_facts(options))
     log.info("proxy mode: %s (%s)", choice.name, choice.reason)
+    if getattr(args, "insecure_plaintext", False):
+        log.warning("talking to the control service in PLAIN TEXT (--insecure-plaintext)")
+    else:
+        try:
+            pki = NodePKI(Path(getattr(args, "pki_dir", None) or DEFAULT_NODE_PKI_DIR))
+            credentials = pki.client_credentials()
+        except NodeCredentialsMissing as err:
+            log.error("%s", err)
+            return 1
+        config = dataclasses.replace(config, credentials=credentials, pki=pki)
     try:
         asyncio.run(serve(config, options, choice.name))
     except OSError as err:

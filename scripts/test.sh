@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2 nftables qemu-system-x86 cpio kmod ipvsadm)
+DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2 nftables qemu-system-x86 cpio kmod ipvsadm prometheus)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -20,6 +20,10 @@ fi
 # Debian's etcd-server package starts a system etcd on :2379; the tests run their own.
 if command -v systemctl >/dev/null && systemctl is-active --quiet etcd 2>/dev/null; then
   $SUDO systemctl stop etcd || true
+fi
+# Debian's prometheus package starts (and enables) a system Prometheus on :9090; the tests run their own.
+if command -v systemctl >/dev/null && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl disable --now prometheus || true
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -338,7 +338,7 @@ async def test_a_replica_schedules_only_while_it_holds_the_lease(tmp_path):
 
 def test_sampan_control_refuses_inconsistent_flags_naming_them(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "control.cli.main", "control", "--store", f"sqlite:///{tmp_path}/state.db",
+        [sys.executable, "-m", "control.cli.main", "control", "--insecure-plaintext", "--store", f"sqlite:///{tmp_path}/state.db",
          "--metrics-listen", "", "--listen", "127.0.0.1:0",
          "--leader-elect-lease-duration", "5", "--leader-elect-renew-deadline", "8"],
         capture_output=True, text=True, timeout=60)

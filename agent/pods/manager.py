@@ -40,6 +40,7 @@ from agent.pods.pod_sync import PodSyncer
 from agent.pods.probes import ProbeManager
 from control.reflector import Reflector
 from agent.pods.relister import PodRelister
+from agent.pods.service_account import ServiceAccountTokens
 from agent.pods.starter import ContainerStarter
 from agent.pods.status_manager import StatusManager
 from agent.pods.volumes import VolumeManager
@@ -102,7 +103,8 @@ class PodManager:
         self.statuses = StatusManager(api, pod_of=self.pods.get, on_started=on_pod_started)
         self.probes = ProbeManager(runtime, on_change=lambda uid: self._inbox.put_nowait(("probe", uid)),
                                    recorder=self.events)
-        self.volumes = VolumeManager(data_dir, self.configs)
+        self.tokens = ServiceAccountTokens(api)
+        self.volumes = VolumeManager(data_dir, self.configs, self.tokens)
         crash_backoff = BackoffTracker(policy)
         starter = ContainerStarter(
             runtime=runtime, configs=self.configs, volumes=self.volumes, events=self.events,
@@ -135,8 +137,6 @@ class PodManager:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.pods.run(), name="pods reflector")
-                group.create_task(self.configs.config_maps.run(), name="configmaps reflector")
-                group.create_task(self.configs.secrets.run(), name="secrets reflector")
                 group.create_task(self.relister.run(), name="relister")
                 group.create_task(self.statuses.run(), name="status manager")
                 group.create_task(self.events.run(), name="event recorder")
@@ -149,6 +149,7 @@ class PodManager:
             self._timers.clear()
             self.probes.stop_all()
             await self.workers.stop()
+            await self.configs.close()
 
     def pod_counts(self) -> tuple[int, int]:
         """Pods with a ready sandbox, and running containers (for metrics)."""
@@ -166,8 +167,11 @@ class PodManager:
     def _pod_changed(self, old: core_pb2.Pod | None, new: core_pb2.Pod | None) -> None:
         if new is None:
             self._removed[old.metadata.uid] = old
+            self.configs.unregister(old.metadata.uid)
+            self.tokens.forget(old.metadata.uid)
             self._inbox.put_nowait(("pod", old.metadata.uid))
         elif _matters_to_agent(old, new):
+            self.configs.register(new)
             self._inbox.put_nowait(("pod", new.metadata.uid))
 
     def _schedule(self, uid: str, delay: float) -> None:

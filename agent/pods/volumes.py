@@ -11,8 +11,12 @@ volumeMounts into runtime Mounts (subPath and subPathExpr included).
 - emptyDir: a directory in the pod dir; ``medium: Memory`` puts it on /dev/shm.
 - hostPath: the host's path, checked or created according to ``type``.
 - configMap, secret, downwardAPI, projected: files written by AtomicWriter,
-  mounted read-only as Kubernetes does. Projected serviceAccountToken sources
-  are skipped: there are no service account tokens yet.
+  mounted read-only as Kubernetes does; a projected serviceAccountToken
+  source is a token for the pod's service account (service_account.py).
+- the service account's token, CA and namespace, in a volume the agent adds
+  (``kube-api-access``) and mounts read-only at
+  /var/run/secrets/kubernetes.io/serviceaccount in every container, unless
+  automountServiceAccountToken is false or a container mounts something there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from typing import Mapping
 from agent.pods.atomic_writer import AtomicWriter, FileProjection
 from agent.pods.downward_api import DownwardAPIError, field_value, resource_value
 from agent.pods.env import ConfigSource, expand
+from agent.pods.service_account import (
+    DEFAULT_EXPIRATION_SECONDS, TOKEN_MOUNT_PATH, TOKEN_VOLUME, ServiceAccountTokens, TokenError,
+)
 from agent.runtime.base import Mount
 from protos.api.v1 import core_pb2
 
@@ -81,9 +88,11 @@ def _check_host_path(path: str, kind: str) -> None:
 
 
 class VolumeManager:
-    def __init__(self, data_dir: str, configs: ConfigSource) -> None:
+    def __init__(self, data_dir: str, configs: ConfigSource, tokens: ServiceAccountTokens | None = None) -> None:
         self.pods_root = os.path.join(data_dir, "pods")
         self._configs = configs
+        # None: no service account tokens (the pod gets none mounted).
+        self._tokens = tokens
 
     # ----------------------------------------------------------- directories
 
@@ -121,7 +130,31 @@ class VolumeManager:
                 raise VolumeError(f'MountVolume.SetUp failed for volume "{volume.name}" : {err}') from None
             except OSError as err:
                 raise VolumeError(f'MountVolume.SetUp failed for volume "{volume.name}" : {err}') from None
+        if await self._wants_token_volume(pod):
+            try:
+                paths[TOKEN_VOLUME] = await self._token_volume(pod)
+            except (TokenError, VolumeError, OSError) as err:
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{TOKEN_VOLUME}" : {err}') from None
         return paths
+
+    async def _wants_token_volume(self, pod: core_pb2.Pod) -> bool:
+        if self._tokens is None or any(v.name == TOKEN_VOLUME for v in pod.spec.volumes):
+            return False
+        if all(any(m.mount_path.rstrip("/") == TOKEN_MOUNT_PATH for m in c.volume_mounts)
+               for c in (*pod.spec.init_containers, *pod.spec.containers)):
+            return False
+        try:
+            return await self._tokens.automount(pod)
+        except TokenError as err:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{TOKEN_VOLUME}" : {err}') from None
+
+    async def _token_volume(self, pod: core_pb2.Pod) -> str:
+        assert self._tokens is not None
+        token = await self._tokens.token(pod)
+        payload = {"token": FileProjection(token.encode(), 0o644),
+                   "ca.crt": FileProjection(self._tokens.cluster_ca, 0o644),
+                   "namespace": FileProjection(pod.metadata.namespace.encode(), 0o644)}
+        return self._publish(pod, "serviceaccount", TOKEN_VOLUME, payload)
 
     def _dir(self, pod: core_pb2.Pod, plugin: str, name: str) -> str:
         return os.path.join(self.pod_dir(pod), "volumes", plugin, name)
@@ -216,6 +249,17 @@ class VolumeManager:
             elif projection.HasField("downward_api"):
                 payload.update(self._downward_payload(pod, projection.downward_api.items, default_mode=mode,
                                                       host_ip=host_ip, pod_ip=pod_ip))
+            elif projection.HasField("service_account_token"):
+                ref = projection.service_account_token
+                if self._tokens is None:
+                    raise VolumeError("this agent cannot request service account tokens")
+                try:
+                    token = await self._tokens.token(
+                        pod, audience=ref.audience,
+                        expiration_seconds=ref.expiration_seconds or DEFAULT_EXPIRATION_SECONDS)
+                except TokenError as err:
+                    raise VolumeError(str(err)) from None
+                payload[ref.path] = FileProjection(token.encode(), mode)
         return payload
 
     # ---------------------------------------------------------------- mounts
@@ -241,4 +285,7 @@ class VolumeManager:
             read_only = volume_mount.read_only or (
                 volume is not None and any(volume.HasField(f) for f in _READ_ONLY_SOURCES))
             mounts.append(Mount(host_path=host_path, container_path=volume_mount.mount_path, readonly=read_only))
+        if (TOKEN_VOLUME in paths and TOKEN_VOLUME not in volumes
+                and not any(m.container_path.rstrip("/") == TOKEN_MOUNT_PATH for m in mounts)):
+            mounts.append(Mount(host_path=paths[TOKEN_VOLUME], container_path=TOKEN_MOUNT_PATH, readonly=True))
         return tuple(mounts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grpc
 
 REASON_METADATA_KEY = "sampan-reason"
+RETRY_AFTER_METADATA_KEY = "retry-after"
 
 
 class APIError(Exception):
@@ -78,8 +79,15 @@ class RequestTooLargeError(APIError):
 
 
 class TooManyRequestsError(APIError):
+    """Over a fairness bound: nothing was done; try again after retry_after_seconds
+    (sent as the ``retry-after`` trailing metadata, as HTTP's Retry-After)."""
+
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "TooManyRequests"
+
+    def __init__(self, message: str, *, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class PreconditionError(APIError):

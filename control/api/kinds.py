@@ -12,7 +12,7 @@ from typing import Iterable
 
 from google.protobuf.message import Message
 
-from protos.api.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2, services_pb2
+from protos.api.v1 import apps_pb2, autoscaling_pb2, batch_pb2, certificates_pb2, core_pb2, rbac_pb2, services_pb2
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -63,6 +63,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Pod", "pods", "v1", True, core_pb2.Pod, ("po",), has_status=True),
     Kind("ConfigMap", "configmaps", "v1", True, core_pb2.ConfigMap, ("cm",)),
     Kind("Secret", "secrets", "v1", True, core_pb2.Secret),
+    Kind("ServiceAccount", "serviceaccounts", "v1", True, core_pb2.ServiceAccount, ("sa",)),
     Kind("Event", "events", "v1", True, core_pb2.Event, ("ev",)),
     Kind("Lease", "leases", "coordination.k8s.io/v1", True, core_pb2.Lease),
     Kind("ReplicaSet", "replicasets", "apps/v1", True, apps_pb2.ReplicaSet, ("rs",), has_status=True),
@@ -77,6 +78,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("Service", "services", "v1", True, services_pb2.Service, ("svc",), has_status=True),
     Kind("Endpoints", "endpoints", "v1", True, services_pb2.Endpoints, ("ep",)),
     Kind("EndpointSlice", "endpointslices", "discovery.k8s.io/v1", True, services_pb2.EndpointSlice),
+    Kind("Role", "roles", "rbac.authorization.k8s.io/v1", True, rbac_pb2.Role),
+    Kind("ClusterRole", "clusterroles", "rbac.authorization.k8s.io/v1", False, rbac_pb2.ClusterRole),
+    Kind("RoleBinding", "rolebindings", "rbac.authorization.k8s.io/v1", True, rbac_pb2.RoleBinding),
+    Kind("ClusterRoleBinding", "clusterrolebindings", "rbac.authorization.k8s.io/v1", False,
+         rbac_pb2.ClusterRoleBinding),
+    Kind("CertificateSigningRequest", "certificatesigningrequests", "certificates.k8s.io/v1", False,
+         certificates_pb2.CertificateSigningRequest, ("csr",), has_status=True),
 )
 
 _BY_KIND: dict[str, Kind] = {k.kind: k for k in KINDS}

@@ -166,3 +166,11 @@ def env_var_name_errors(value: str) -> list[str]:
     if any(not 32 <= ord(char) <= 126 or char == "=" for char in value):
         return [_ENV_VAR_NAME_MSG]
     return []
+
+
+def path_segment_name_errors(value: str) -> list[str]:
+    """A name that is one URL path segment (Kubernetes' rule for RBAC names such as
+    ``system:node-proxier``): not '.' or '..', no '/' or '%'."""
+    if value in (".", ".."):
+        return [f"may not be '{value}'"]
+    return [f"may not contain '{char}'" for char in "/%" if char in value]

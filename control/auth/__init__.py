@@ -15,4 +15,6 @@ the Kubernetes API server's filter chain:
 4. **audit** (``audit.py``): one JSON line per mutating request.
 
 The certificates themselves come from ``pki.py`` (the cluster CA and what it signs).
+Secrets at rest are encrypted with the keys ``encryption.py`` reads (the store
+layer that does it is control/store/encryption.py).
 """

@@ -39,6 +39,8 @@ class Attributes:
     subresource: str = ""
     namespace: str = ""
     name: str = ""
+    # A list's or watch's field selector ("metadata.name=x" narrows it to one object).
+    field_selector: str = ""
 
     @property
     def resource_path(self) -> str:

@@ -19,6 +19,9 @@ NODE_PREFIX = "system:node:"
 SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 BOOTSTRAPPERS_GROUP = "system:bootstrappers"
+# Service proxies (``sampan proxy``): RBAC's default policy lets this group read Services,
+# Endpoints, EndpointSlices and Nodes (the ClusterRole system:sampan-proxy).
+PROXIES_GROUP = "system:proxies"
 BOOTSTRAP_PREFIX = "system:bootstrap:"
 # The control service's own loopback client (scheduler, controllers, DNS).
 CONTROL_PLANE_USER = "system:sampan-control"

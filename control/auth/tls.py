@@ -7,6 +7,11 @@ request is read. Servers read their certificate and key from files at every
 new handshake when the files changed, so a certificate renewed on disk
 (``sampan certs renew``, an agent's rotation) is served without a restart;
 connections already open keep theirs.
+
+The API's server also presents the CA after its certificate (a joining
+agent checks it against its token before it sends anything) and lets
+clients with an anonymous certificate through the handshake: they prove
+themselves with a bearer token (control/auth/anonymous.py).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
+from control.auth.anonymous import anonymous_ca_pem
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +43,21 @@ class TLSFiles:
         return tuple(os.stat(path).st_mtime_ns for path in (self.ca, self.cert, self.key))
 
 
-def server_credentials(files: TLSFiles, *, require_client_certificate: bool = True) -> grpc.ServerCredentials:
-    """Server credentials that pick up renewed files at the next handshake."""
+def server_credentials(files: TLSFiles, *, require_client_certificate: bool = True,
+                       send_ca: bool = False, accept_anonymous: bool = False) -> grpc.ServerCredentials:
+    """Server credentials that pick up renewed files at the next handshake.
+
+    send_ca: present the CA after the certificate, so a joining agent can
+    compare it with its token's hash (the API's server); accept_anonymous:
+    let clients that prove themselves with a token through the handshake
+    (control/auth/anonymous.py)."""
     ca, cert, key = files.read()
     state = {"stamp": files.stamp()}
 
     def configuration(ca: bytes, cert: bytes, key: bytes):
-        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+        chain = cert.rstrip(b"\n") + b"\n" + ca if send_ca else cert
+        client_cas = ca.rstrip(b"\n") + b"\n" + anonymous_ca_pem() if accept_anonymous else ca
+        return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=client_cas)
 
     def fetch():
         try:

@@ -23,6 +23,7 @@ from control.api import errors, kinds
 from control.api.manifest import ManifestError
 from control.api.selectors import SelectorError
 from control.client import SERVER_ENV, resolve_server
+from control.client_config import CONFIG_ENV
 
 _INVALID_OBJECT = re.compile(r'^[A-Za-z][A-Za-z0-9.]* "[^"]*" is invalid: ')
 _UNREACHABLE_PREFIX = "the control service is unreachable: "
@@ -42,7 +43,8 @@ def api_error_line(err: errors.APIError, *, server: str | None = None) -> str:
     if isinstance(err, errors.UnavailableError) and err.message.startswith(_UNREACHABLE_PREFIX):
         detail = err.message.removeprefix(_UNREACHABLE_PREFIX)
         return (f"error: cannot reach the control service at {resolve_server(server)}: {detail} "
-                f"(is it running? point at it with --server or ${SERVER_ENV})")
+                f"(is it running? point at it with --server or ${SERVER_ENV}, and at a client config with its "
+                f"CA and your certificate with --config or ${CONFIG_ENV})")
     if isinstance(err, errors.InvalidError) and _INVALID_OBJECT.match(err.message):
         return f"The {err.message}"
     return f"Error from server ({err.reason}): {err.message}"

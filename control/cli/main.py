@@ -7,7 +7,7 @@ server). ``main`` parses, runs the command (async ones under
 ``asyncio.run``) and turns every expected failure into one line on stderr and
 exit code 1.
 
-``--server`` and ``-n/--namespace`` are global: they are accepted before the
+``--server``, ``-n/--namespace`` and ``--config`` are global: they are accepted before the
 subcommand and, as kubectl allows, after it (``sampan get pods -n demo``).
 Each subcommand declares them again with ``default=SUPPRESS``, so a value
 given before the subcommand is not overwritten by the subcommand's default.
@@ -28,6 +28,7 @@ import sys
 from typing import Sequence
 
 from control.cli.errors import UsageError, error_line
+from control.client_config import CONFIG_ENV
 
 PROG = "sampan"
 # Ctrl-C: 0 for commands that run until interrupted (watches), 130 otherwise.
@@ -61,6 +62,9 @@ def global_flags(*, suppress: bool) -> argparse.ArgumentParser:
     flags.add_argument(
         "-n", "--namespace", metavar="NAMESPACE", default=default,
         help="the namespace for namespaced kinds (default: default)")
+    flags.add_argument(
+        "--config", metavar="FILE", default=default,
+        help="the client config: server, CA and credentials (default: $SAMPAN_CONFIG, else ~/.sampan/config)")
     return flags
 
 
@@ -89,6 +93,7 @@ def build_parser() -> CommandLineParser:
     _define_exec(command("exec", module="exec", help="Execute a command in a container."))
     _define_image(command("image", module="image", help="Manage the images in the nodes' image stores."), common)
     _define_top(command("top", module="top", help="Display resource (CPU/memory) usage of nodes or pods."), common)
+    _define_auth(command("auth", module="auth", help="Inspect authorization."), common)
     _define_scale(command("scale", module="scale",
                           help="Set a new size for a deployment, replica set or stateful set."))
     _define_rollout(command("rollout", module="rollout", help="Manage the rollout of a resource."), common)
@@ -106,6 +111,7 @@ def build_parser() -> CommandLineParser:
     _define_api_resources(command("api-resources", module="api_resources",
                                   help="Print the supported API resources on the server."))
     _define_version(command("version", module="version", help="Print the client and server version."))
+    _define_secrets(command("secrets", module="secrets", help="Manage how Secrets are stored."), common)
     _define_control(command("control", module="control", client=False,
                             help="Run the control service (API server, store, controllers)."))
     _define_agent(command("agent", module="agent",
@@ -116,6 +122,12 @@ def build_parser() -> CommandLineParser:
     _define_up(command("up", module="up", client=False,
                        help="Bring up a single-node cluster on this machine (control service, agent and "
                             "service proxy)."))
+    _define_config(command("config", module="config", help="Show or switch the contexts of the client config."),
+                   common)
+    _define_certs(command("certs", module="certs",
+                          help="Check, renew and issue the cluster's certificates (on the machine with the CA)."),
+                  common)
+    _define_token(command("token", module="token", help="Manage the bootstrap tokens nodes join with."), common)
     _define_simulate_nodes(command(
         "simulate-nodes", module="simulate_nodes",
         help="Register simulated nodes that run their pods without containers (scale tests)."))
@@ -305,6 +317,24 @@ def _define_top(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -
     pods.set_defaults(what="pods")
 
 
+def _define_auth(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    what = sub.add_subparsers(dest="what", metavar="can-i", parser_class=CommandLineParser)
+    what.required = True
+    can_i = what.add_parser("can-i", parents=[common], help="Check whether an action is allowed: prints yes "
+                                                           "(exit 0) or no (exit 1).")
+    can_i.add_argument("verb", metavar="VERB", help="get, list, watch, create, update, patch, delete, ... or '*'")
+    can_i.add_argument("resource", metavar="KIND[/NAME]", help="the kind (pods, deployments.apps, '*'), "
+                                                              "optionally with an object's name")
+    can_i.add_argument("name", nargs="?", default="", metavar="NAME", help="the object's name")
+    can_i.add_argument("--subresource", default="", metavar="SUB", help="a subresource, such as log or exec")
+    can_i.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace")
+    can_i.add_argument("--as", dest="as_user", default="", metavar="USER",
+                       help="ask about this user instead (needs create on subjectaccessreviews)")
+    can_i.add_argument("--as-group", dest="as_groups", action="append", default=[], metavar="GROUP",
+                       help="a group of the --as user (repeat for several)")
+    can_i.add_argument("-q", "--quiet", action="store_true", help="print nothing; only the exit code answers")
+
+
 def _define_scale(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("resources", nargs="+", metavar="KIND/NAME",
                      help="the objects: KIND/NAME ... or KIND NAME ...")
@@ -411,13 +441,27 @@ def _define_version(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--client", action="store_true", help="print the client version only")
 
 
+def _define_secrets(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=CommandLineParser)
+    verbs.required = True
+    verbs.add_parser("reencrypt", parents=[common],
+                     help="Rewrite every Secret (in -n NAMESPACE, else in all) with the control service's "
+                          "current encryption key, after a key rotation.")
+
+
 def _define_control(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--store", default="sqlite:///var/lib/sampan/state.db", metavar="URL",
                      help="state store: sqlite:///PATH or etcd://HOST:PORT[,HOST:PORT...] (etcd members, "
                           "tried in order)")
+    sub.add_argument("--etcd-cafile", default=None, metavar="FILE",
+                     help="talk TLS to the etcd store: the CA (PEM) its members' certificates are checked against")
+    sub.add_argument("--etcd-certfile", default=None, metavar="FILE",
+                     help="the client certificate (PEM) presented to etcd members run with --client-cert-auth")
+    sub.add_argument("--etcd-keyfile", default=None, metavar="FILE", help="the key (PEM) of --etcd-certfile")
     sub.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT", help="the API's gRPC address")
     sub.add_argument("--metrics-listen", default="127.0.0.1:10249", metavar="HOST:PORT",
                      help="the Prometheus /metrics address ('' to disable)")
+    _control_tls_flags(sub)
     sub.add_argument("--compaction-interval", type=float, default=None, metavar="SECONDS",
                      help="compact store history older than this, this often (default 300)")
     sub.add_argument("--event-ttl", type=float, default=None, metavar="SECONDS",
@@ -463,6 +507,39 @@ def _define_control(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--identity", default=None, metavar="NAME",
                      help="this replica's name in the leader Lease, unique among the replicas "
                           "(default: the hostname and a random suffix)")
+    sub.add_argument("--encryption-provider-config", default=None, metavar="FILE",
+                     help="an EncryptionConfiguration (YAML) whose keys encrypt Secrets in the store; the first "
+                          "aesgcm key encrypts, all decrypt (default on SQLite: encryption-config.yaml next to the "
+                          "database, created with a fresh key; on etcd: none, Secrets stored unencrypted)")
+    sub.add_argument("--secrets-encryption", type=parse_bool, default=True, metavar="BOOL",
+                     help="false: without --encryption-provider-config, store Secrets unencrypted (default true)")
+    sub.add_argument("--audit-log-path", default="", metavar="FILE",
+                     help="append one JSON line per mutating request to FILE (default: no audit log)")
+    sub.add_argument("--audit-level", choices=("none", "metadata", "request"), default="metadata",
+                     help="metadata: who did what to which object and the result; request: also the request's "
+                          "object (Secret values redacted); none: nothing (default metadata)")
+    sub.add_argument("--max-requests-inflight-per-user", type=int, default=None, metavar="N",
+                     help="requests one user may have in flight before more are refused with "
+                          "RESOURCE_EXHAUSTED (default 100; nodes have their own pool; not in plain-text mode)")
+    sub.add_argument("--max-requests-inflight", type=int, default=None, metavar="N",
+                     help="requests all users together may have in flight (default 400)")
+
+
+def _control_tls_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--pki-dir", default="/var/lib/sampan/pki", metavar="DIR",
+                     help="the cluster CA and the service's certificates (created on first start; an operator's "
+                          "own ca.crt/ca.key put there first is used)")
+    sub.add_argument("--cert-validity", default="1y", metavar="DURATION",
+                     help="lifetime of the certificates the CA signs: 1y (default), 10y, 90d, 24h")
+    sub.add_argument("--tls-san", action="append", default=[], metavar="NAME|IP",
+                     help="an extra name or address for the server certificate (repeatable; localhost, "
+                          "this host's name and addresses are always in it)")
+    sub.add_argument("--admin-config", default="/var/lib/sampan/admin.config", metavar="FILE",
+                     help="where to write the administrator's client config (server, CA, admin certificate "
+                          "and key) at every start ('' not to); use it with --config FILE or $SAMPAN_CONFIG")
+    sub.add_argument("--insecure-plaintext", action="store_true",
+                     help="serve without TLS: no client is authenticated and every caller is an administrator "
+                          "(a warning is logged at every start)")
 
 
 def _define_agent(sub: argparse.ArgumentParser) -> None:
@@ -479,7 +556,8 @@ def _define_agent(sub: argparse.ArgumentParser) -> None:
                      help="the Prometheus /metrics address ('' to disable)")
     sub.add_argument("--listen", default="0.0.0.0:10251", metavar="HOST:PORT",
                      help="the agent's gRPC address for logs and exec, which the control service relays to "
-                          "(no authentication yet: keep it reachable by the control service only)")
+                          "(mutual TLS: only the control service may call it)")
+    _node_tls_flags(sub, who="agent")
     sub.add_argument("--restart-backoff", type=float, default=10.0, metavar="SECONDS",
                      help="first container restart back-off (doubles each crash)")
     sub.add_argument("--restart-backoff-max", type=float, default=300.0, metavar="SECONDS",
@@ -516,6 +594,81 @@ def _define_proxy(sub: argparse.ArgumentParser) -> None:
                      help="the IPVS scheduler in ipvs mode (default rr)")
     sub.add_argument("--cleanup", action="store_true",
                      help="remove the rules every proxy mode may have left on this machine, then exit")
+    _node_tls_flags(sub, who="proxy")
+
+
+def _node_tls_flags(sub: argparse.ArgumentParser, *, who: str) -> None:
+    sub.add_argument("--pki-dir", default="/var/lib/sampan/agent/pki", metavar="DIR",
+                     help="the node's credentials: ca.crt, client.crt/client.key (system:node:NAME)"
+                          + (", serving.crt/serving.key (the agent API's)" if who == "agent" else
+                             " (the agent's, shared)") + " (default /var/lib/sampan/agent/pki)")
+    sub.add_argument("--insecure-plaintext", action="store_true",
+                     help="talk to a control service started with --insecure-plaintext"
+                          + (", and serve the agent API unauthenticated" if who == "agent" else "")
+                          + " (a warning is logged at every start)")
+    if who == "agent":
+        sub.add_argument("--token", default=None, metavar="K10<CA HASH>::ID.SECRET",
+                         help="join the cluster with this bootstrap token ('sampan token create' prints one) when "
+                              "--pki-dir holds no valid client certificate: the server's CA is checked against "
+                              "the token's hash before the token is sent")
+
+
+def _define_token(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=CommandLineParser)
+    verbs.required = True
+    create = verbs.add_parser("create", parents=[common],
+                              help="Create a bootstrap token and print the join token for 'sampan agent --token'.")
+    create.add_argument("--ttl", default="24h", metavar="DURATION",
+                        help="how long the token is valid, e.g. 24h, 30m, 7d; 0 for ever (default 24h)")
+    create.add_argument("--description", default="", metavar="TEXT", help="what the token is for")
+    create.add_argument("--ca-file", default=None, metavar="FILE",
+                        help="the cluster CA certificate whose hash the join token carries (default: the CA of "
+                             "the client config's current context, else /var/lib/sampan/pki/ca.crt)")
+    listing = verbs.add_parser("list", parents=[common], help="List the bootstrap tokens.")
+    listing.add_argument("--no-headers", action="store_true", help="print the table without its header")
+    delete = verbs.add_parser("delete", parents=[common], help="Delete bootstrap tokens (by id or id.secret).")
+    delete.add_argument("ids", nargs="+", metavar="ID")
+
+
+def _define_config(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=CommandLineParser)
+    verbs.required = True
+    contexts = verbs.add_parser("get-contexts", parents=[common], help="Describe one or many contexts.")
+    contexts.add_argument("names", nargs="*", metavar="NAME", help="only these contexts")
+    contexts.add_argument("-o", "--output", choices=("name",), help="print only the contexts' names")
+    contexts.add_argument("--no-headers", action="store_true", help="print the table without its header")
+    use = verbs.add_parser("use-context", aliases=["use"], parents=[common],
+                           help="Set the current-context in the config file.")
+    use.add_argument("name", metavar="CONTEXT_NAME")
+    use.set_defaults(verb="use-context")
+    verbs.add_parser("current-context", parents=[common], help="Display the current-context.")
+
+
+def _define_certs(sub: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    verbs = sub.add_subparsers(dest="verb", metavar="VERB", parser_class=CommandLineParser)
+    verbs.required = True
+    pki_dir = argparse.ArgumentParser(add_help=False)
+    pki_dir.add_argument("--pki-dir", default="/var/lib/sampan/pki", metavar="DIR",
+                         help="the control service's PKI directory (default /var/lib/sampan/pki)")
+    verbs.add_parser("check-expiration", parents=[common, pki_dir],
+                     help="Check when the cluster CA and the control service's certificates expire.")
+    renew = verbs.add_parser("renew", parents=[common, pki_dir],
+                             help="Renew the control service's certificates (a running service serves a renewed "
+                                  "server certificate from its next connection on).")
+    renew.add_argument("name", metavar="all|server|control-client|admin")
+    renew.add_argument("--cert-validity", default="1y", metavar="DURATION",
+                       help="the renewed certificates' lifetime (default 1y; 10y accepted)")
+    renew.add_argument("--admin-config", default="/var/lib/sampan/admin.config", metavar="FILE",
+                       help="the administrator's client config to update when the admin certificate is "
+                            "renewed, if it exists")
+    user = verbs.add_parser("issue-user", parents=[common, pki_dir],
+                            help="Sign a client certificate for a user and write a ready client config for them.")
+    user.add_argument("name", metavar="NAME", help="the user's name (the certificate's CN)")
+    user.add_argument("--group", action="append", default=[], metavar="GROUP",
+                      help="a group of the user (the certificate's O; repeatable)")
+    user.add_argument("--validity", default="1y", metavar="DURATION",
+                      help="the certificate's lifetime (default 1y; 10y, 90d, 24h ...)")
+    user.add_argument("--out", required=True, metavar="FILE", help="where to write the user's client config")
 
 
 def _define_simulate_nodes(sub: argparse.ArgumentParser) -> None:
@@ -585,6 +738,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
+    if getattr(args, "config", None):
+        # Every client in this process (and the children of sampan up) reads the config from here.
+        os.environ[CONFIG_ENV] = os.path.abspath(os.path.expanduser(args.config))
     run = importlib.import_module(args.module).run
     try:
         if inspect.iscoroutinefunction(run):

@@ -17,7 +17,8 @@ deletion is pending. RESTARTS adds "(5m ago)" once a container has restarted.
 The workload kinds' cells (Deployment, ReplicaSet, DaemonSet, StatefulSet,
 ControllerRevision, Job, CronJob, HorizontalPodAutoscaler) are in
 workload_cells.py, those of Services, Endpoints and EndpointSlices in
-service_cells.py; their columns are registered here with the others.
+service_cells.py, those of the RBAC kinds in rbac_cells.py; their columns
+are registered here with the others.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from google.protobuf.message import Message
 
 from control.api import kinds
 from control.cli import durations, tabwriter
+from control.cli import rbac_cells as rbac
 from control.cli import service_cells as services
 from control.cli import workload_cells as workloads
 from control.cli.objects import resource_type
@@ -234,6 +236,11 @@ def secret_cells(secret: Message, *, now: datetime, wide: bool) -> list[str]:
             durations.age(secret.metadata.creation_timestamp, at=now)]
 
 
+def service_account_cells(account: Message, *, now: datetime, wide: bool) -> list[str]:
+    return [account.metadata.name, str(len(account.secrets)),
+            durations.age(account.metadata.creation_timestamp, at=now)]
+
+
 def lease_cells(lease: Message, *, now: datetime, wide: bool) -> list[str]:
     return [lease.metadata.name, lease.spec.holder_identity,
             durations.age(lease.metadata.creation_timestamp, at=now)]
@@ -276,6 +283,7 @@ COLUMNS: dict[str, KindColumns] = {
     "Namespace": KindColumns(("NAME", "STATUS", "AGE"), (), namespace_cells),
     "ConfigMap": KindColumns(("NAME", "DATA", "AGE"), (), configmap_cells),
     "Secret": KindColumns(("NAME", "TYPE", "DATA", "AGE"), (), secret_cells),
+    "ServiceAccount": KindColumns(("NAME", "SECRETS", "AGE"), (), service_account_cells),
     "Event": KindColumns(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
                          ("LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN",
                           "COUNT", "NAME"),
@@ -312,6 +320,29 @@ COLUMNS: dict[str, KindColumns] = {
     "EndpointSlice": KindColumns(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (),
                                  services.endpoint_slice_cells),
 }
+_BINDING_WIDE = ("NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS")
+COLUMNS.update({
+    "Role": KindColumns(("NAME", "CREATED AT"), (), rbac.role_cells),
+    "ClusterRole": KindColumns(("NAME", "CREATED AT"), (), rbac.role_cells),
+    "RoleBinding": KindColumns(("NAME", "ROLE", "AGE"), _BINDING_WIDE, rbac.binding_cells),
+    "ClusterRoleBinding": KindColumns(("NAME", "ROLE", "AGE"), _BINDING_WIDE, rbac.binding_cells),
+})
+
+
+
+def certificate_request_cells(csr: Message, *, now: datetime, wide: bool) -> list[str]:
+    """kubectl's CSR columns: NAME, AGE, SIGNERNAME, REQUESTOR, REQUESTEDDURATION, CONDITION."""
+    from control.api.certificates import state
+
+    duration = (durations.human_duration(csr.spec.expiration_seconds)
+                if csr.spec.HasField("expiration_seconds") else "<none>")
+    return [csr.metadata.name, durations.age(csr.metadata.creation_timestamp, at=now), csr.spec.signer_name,
+            csr.spec.username, duration, state(csr)]
+
+
+COLUMNS["CertificateSigningRequest"] = KindColumns(
+    ("NAME", "AGE", "SIGNERNAME", "REQUESTOR", "REQUESTEDDURATION", "CONDITION"), (), certificate_request_cells)
+
 GENERIC_COLUMNS = KindColumns(("NAME", "AGE"), (), generic_cells)
 
 

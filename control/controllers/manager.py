@@ -84,7 +84,9 @@ Controller = Callable[[ControllerContext], Awaitable[None]]
 
 def _controllers() -> dict[str, Controller]:
     """Every controller, by name (imported here so each module stays independent)."""
+    from control.controllers.bootstrap_tokens import run_bootstrap_token_cleaner
     from control.controllers.cronjob import run_cronjob_controller
+    from control.controllers.csr_approving import run_csr_approving_controller
     from control.controllers.daemonset import run_daemonset_controller
     from control.controllers.deployment import run_deployment_controller
     from control.controllers.endpoints import run_endpoints_controller
@@ -96,6 +98,7 @@ def _controllers() -> dict[str, Controller]:
     from control.controllers.node_lifecycle import run_node_lifecycle_controller
     from control.controllers.pod_gc import run_pod_gc
     from control.controllers.replicaset import run_replicaset_controller
+    from control.controllers.serviceaccounts import run_serviceaccounts_controller
     from control.controllers.statefulset import run_statefulset_controller
     from control.controllers.taint_eviction import run_taint_eviction_controller
     from control.controllers.ttl_after_finished import run_ttl_after_finished_controller
@@ -116,6 +119,9 @@ def _controllers() -> dict[str, Controller]:
         "ttl-after-finished": run_ttl_after_finished_controller,
         "horizontal-pod-autoscaler": run_horizontal_controller,
         "endpoints": run_endpoints_controller,
+        "serviceaccount": run_serviceaccounts_controller,
+        "csr-approving": run_csr_approving_controller,
+        "bootstrap-token-cleaner": run_bootstrap_token_cleaner,
     }
 
 

@@ -336,6 +336,13 @@ def default_endpoint_slice(slice_: Message) -> None:
         _default(port, "protocol", "TCP")
 
 
+def default_role_binding(binding: Message) -> None:
+    """rbac/v1: User and Group subjects are in the rbac.authorization.k8s.io group."""
+    for subject in binding.subjects:
+        if subject.kind in ("User", "Group"):
+            _default(subject, "api_group", "rbac.authorization.k8s.io")
+
+
 Defaulter = Callable[[Message], None]
 
 # One defaulter per kind that has defaults.
@@ -352,6 +359,8 @@ DEFAULTERS: dict[str, Defaulter] = {
     "HorizontalPodAutoscaler": default_horizontal_pod_autoscaler,
     "Service": default_service,
     "Endpoints": default_endpoints,
+    "RoleBinding": default_role_binding,
+    "ClusterRoleBinding": default_role_binding,
     "EndpointSlice": default_endpoint_slice,
 }
 

@@ -1,11 +1,15 @@
-"""The gate every API request passes: authenticate, admit, authorize, audit.
+"""The gate every API request passes: authenticate, admit, authorize, admission, audit.
 
 ``RequestGate.begin`` turns a call's context into a ``RequestInfo`` (who is
 asking, for which verb); the servicer fills in what the request is about
 (kind, namespace, name) once it has decoded it and calls ``authorize``; the
 wrapper that runs the handler holds ``admit`` around it (the fairness bound)
-and calls ``finish`` with the result, which writes the audit record. The
-parts are control/auth's; this module only puts them in order (see
+and calls ``finish`` with the result, which writes the audit record. Writes
+also pass ``admission``: the servicer hands ``admission_for(info)`` to the
+ResourceService, which calls it with the object about to be stored (after
+defaulting and validation, so a patch is judged by its result) and the
+stored one; it may refuse (escalation prevention, control/auth/escalation.py).
+The parts are control/auth's; this module only puts them in order (see
 control/auth/__init__.py for the order and why).
 """
 
@@ -14,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, Protocol
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Protocol
 
 import grpc
 from google.protobuf.message import Message
@@ -35,6 +39,7 @@ class RequestInfo:
     namespace: str = ""
     name: str = ""
     subresource: str = ""
+    field_selector: str = ""
     # The decoded request object, for an audit log at level "request".
     object: Message | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -44,13 +49,25 @@ class RequestInfo:
         return Attributes(user=self.user, verb=self.verb, resource=kind.plural if kind else "",
                           api_group=kind.group if kind else "", subresource=self.subresource,
                           namespace=self.namespace if (kind is None or kind.namespaced) else "",
-                          name=self.name)
+                          name=self.name, field_selector=self.field_selector)
 
 
 class Limiter(Protocol):
     def admit(self, user: UserInfo) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold a place for one request of user; raise errors.TooManyRequestsError when none is free."""
         ...
+
+
+class Admission(Protocol):
+    async def admit(self, user: UserInfo, kind: kinds.Kind, new: Message, old: Message | None) -> None:
+        """Called before new is stored (old: the stored object, None on create), after
+        authorization, defaulting and validation; raise an errors.APIError to refuse the write.
+        May be called again for the same request when the write is retried after a conflict."""
+        ...
+
+
+# What ResourceService calls before it stores an object: admit(new, old).
+AdmitWrite = Callable[[Message, "Message | None"], Awaitable[None]]
 
 
 class AuditSink(Protocol):
@@ -61,11 +78,13 @@ class AuditSink(Protocol):
 
 class RequestGate:
     def __init__(self, *, authenticator: Authenticator | None = None, authorizer: Authorizer | None = None,
-                 limiter: Limiter | None = None, audit: AuditSink | None = None) -> None:
+                 limiter: Limiter | None = None, audit: AuditSink | None = None,
+                 admission: Admission | None = None) -> None:
         self.authenticator = authenticator or PlaintextAuthenticator()
         self.authorizer = authorizer or AlwaysAllow()
         self.limiter = limiter
         self.audit = audit
+        self.admission = admission
 
     async def begin(self, context: grpc.aio.ServicerContext, verb: str) -> RequestInfo:
         """Who is asking; errors.UnauthorizedError when nothing proves it."""
@@ -89,6 +108,17 @@ class RequestGate:
         decision = await self.authorizer.authorize(attrs)
         if not decision.allowed:
             raise forbidden(attrs, decision.reason)
+
+    def admission_for(self, info: RequestInfo) -> AdmitWrite | None:
+        """The admission step for this (authorized) write, or None when there is none."""
+        admission, kind = self.admission, info.kind
+        if admission is None or kind is None:
+            return None
+
+        async def admit(new: Message, old: Message | None) -> None:
+            await admission.admit(info.user, kind, new, old)
+
+        return admit
 
     def finish(self, info: RequestInfo | None, code: grpc.StatusCode) -> None:
         if self.audit is not None and info is not None:

@@ -19,6 +19,9 @@ and watch mean for a Kubernetes-shaped object.
   waits for its dependents to be deleted or freed.
 - An update that changes nothing is not written (the resourceVersion stays),
   which is how ``apply`` tells "unchanged" from "configured".
+- A caller may pass an admission step (``admit``), awaited with the object
+  about to be written (defaulted and validated) and the stored one; the API
+  uses it to refuse RBAC escalation (control/auth/escalation.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import secrets
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Optional, Sequence
 
 from google.protobuf.message import DecodeError, Message
 
@@ -53,6 +56,11 @@ _DECODE_CACHE_SIZE = 8192
 # The garbage collector's finalizers (control/controllers/garbage_collector.py).
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
+
+
+# An admission step (control/server/gate.py): awaited with the object about to be stored and
+# the stored one (None on create), after defaulting and validation; it raises to refuse the write.
+Admit = Callable[[Message, Optional[Message]], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -155,7 +163,7 @@ class ResourceService:
 
     # -------------------------------------------------------------- create
 
-    async def create(self, obj: Message) -> Message:
+    async def create(self, obj: Message, *, admit: Admit | None = None) -> Message:
         kind = self._kind_of(obj)
         meta = obj.metadata
         for field in ("uid", "resource_version", "creation_timestamp", "deletion_timestamp",
@@ -184,6 +192,8 @@ class ResourceService:
             if prepare is not None:
                 prepare(new)
             self._check_valid(kind, new)
+            if admit is not None:
+                await admit(new, None)
             if kind.namespaced:
                 await self._check_namespace_open(new.metadata.namespace)
             key = kind.storage_key(namespace=new.metadata.namespace, name=new.metadata.name)
@@ -221,7 +231,7 @@ class ResourceService:
 
     # -------------------------------------------------------------- update
 
-    async def update(self, obj: Message, *, subresource: str = "") -> Message:
+    async def update(self, obj: Message, *, subresource: str = "", admit: Admit | None = None) -> Message:
         kind = self._kind_of(obj)
         if subresource not in ("", "status"):
             raise errors.NotFoundError(f'the server could not find the requested resource ({kind.plural}/{subresource})')
@@ -248,13 +258,14 @@ class ResourceService:
                     if current.HasField("status"):
                         new.status.CopyFrom(current.status)
             try:
-                return await self._write_update(kind, new, current, kv)
+                return await self._write_update(kind, new, current, kv, admit=admit)
             except errors.ConflictError:
                 if precondition:
                     raise
         raise conflict(kind, name)
 
-    async def _write_update(self, kind: kinds.Kind, new: Message, current: Message, kv: KeyValue) -> Message:
+    async def _write_update(self, kind: kinds.Kind, new: Message, current: Message, kv: KeyValue, *,
+                            admit: Admit | None = None) -> Message:
         """Validate new against current and write it if it changes anything."""
         meta, old_meta = new.metadata, current.metadata
         for field in ("uid", "creation_timestamp", "deletion_timestamp",
@@ -271,9 +282,13 @@ class ResourceService:
         if prepare is not None:
             prepare(new, current)
         self._check_valid(kind, new, old=current)
+        if admit is not None:
+            await admit(new, current)
         if strategy.has_spec(kind) and strategy.desired_state(new) != strategy.desired_state(current):
             meta.generation = old_meta.generation + 1
-        if new == current:
+        if new == current and not kv.stale:
+            # An unchanged object is not written, unless its stored form is stale
+            # (encrypted with a key that no longer encrypts): then the rewrite is the point.
             return current
         key = kv.key
         try:
@@ -293,7 +308,8 @@ class ResourceService:
     # --------------------------------------------------------------- patch
 
     async def patch(
-        self, kind: kinds.Kind, *, namespace: str, name: str, patch: bytes, subresource: str = ""
+        self, kind: kinds.Kind, *, namespace: str, name: str, patch: bytes, subresource: str = "",
+        admit: Admit | None = None,
     ) -> Message:
         try:
             document = json.loads(patch)
@@ -319,7 +335,7 @@ class ResourceService:
             if new.metadata.name != name or (kind.namespaced and new.metadata.namespace != namespace):
                 raise errors.BadRequestError("a patch may not change metadata.name or metadata.namespace")
             try:
-                return await self.update(new, subresource=subresource)
+                return await self.update(new, subresource=subresource, admit=admit)
             except errors.ConflictError:
                 if precondition:
                     raise

@@ -7,7 +7,8 @@ says what happened. Every APIError becomes a gRPC status with the
 ``sampan-reason`` trailing metadata; anything else is logged and answered
 INTERNAL without taking the service down. Logs, Exec and ImportImage are
 relayed to a node's agent by control.server.relay, and Top gathered from the
-agents by control.server.top, registered here with the rest.
+agents by control.server.top, registered here with the rest, as is
+AccessReview (control.server.access_review).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from control.api import errors, kinds
+from control.server.access_review import AccessReviewer
+from control.server.certificate_requests import stamp_requester
 from control.server.gate import RequestGate, RequestInfo
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService, unpack_object
-from protos.api.v1 import api_pb2
+from control.store.encryption import ValueTransformError
+from control.server.token_request import TokenRequests
+from protos.api.v1 import api_pb2, authorization_pb2, core_pb2
 
 if TYPE_CHECKING:  # relay.py and top.py build on this module's helpers
     from control.server.relay import StreamRelay
@@ -73,10 +78,13 @@ def _unpack(packed: any_pb2.Any) -> tuple[kinds.Kind, Message]:
 class APIServicer:
     """Implements sampan.api.v1.API on top of ResourceService."""
 
-    def __init__(self, resources: ResourceService, metrics: ControlMetrics, gate: RequestGate | None = None) -> None:
+    def __init__(self, resources: ResourceService, metrics: ControlMetrics, gate: RequestGate | None = None, *,
+                 tokens: TokenRequests | None = None) -> None:
         self.resources = resources
         self.metrics = metrics
         self.gate = gate or RequestGate()
+        # serviceaccounts/token (control/server/token_request.py); None: not served.
+        self.tokens = tokens
         # Serialized watch events, shared by every watcher of the same change.
         self._encoded_events: OrderedDict[tuple, bytes] = OrderedDict()
 
@@ -92,14 +100,39 @@ class APIServicer:
         return encoded
 
     async def _authorize(self, info: RequestInfo, kind: kinds.Kind, *, namespace: str = "", name: str = "",
-                         subresource: str = "", obj: Message | None = None) -> None:
+                         subresource: str = "", obj: Message | None = None, field_selector: str = "") -> None:
         info.kind, info.namespace, info.name, info.subresource, info.object = kind, namespace, name, subresource, obj
+        info.field_selector = field_selector
         await self.gate.authorize(info)
 
     async def create(self, request: api_pb2.CreateRequest, info: RequestInfo) -> tuple[str, Message]:
+        if request.subresource:
+            return await self._create_subresource(request, info)
         kind, obj = _unpack(request.object)
         await self._authorize(info, kind, namespace=obj.metadata.namespace, name=obj.metadata.name, obj=obj)
-        return kind.kind, api_pb2.ObjectResponse(object=pack(await self.resources.create(obj)))
+        if kind.kind == "CertificateSigningRequest":
+            stamp_requester(obj, info.user)
+        created = await self.resources.create(obj, admit=self.gate.admission_for(info))
+        return kind.kind, api_pb2.ObjectResponse(object=pack(created))
+
+    async def _create_subresource(self, request: api_pb2.CreateRequest, info: RequestInfo) -> tuple[str, Message]:
+        """create serviceaccounts/NAME/token: the only subresource made by a create."""
+        kind = _resolve_kind(request.kind)
+        if kind.kind != "ServiceAccount" or request.subresource != "token" or self.tokens is None:
+            raise errors.NotFoundError(
+                f"the server could not find the requested resource ({kind.plural}/{request.subresource})")
+        if not request.name:
+            raise errors.BadRequestError("a TokenRequest names its service account (name)")
+        token_request = core_pb2.TokenRequest()
+        if request.object.type_url and not request.object.Unpack(token_request):
+            raise errors.BadRequestError(
+                f"serviceaccounts/token takes a TokenRequest, not {request.object.type_url.rpartition('/')[2]}")
+        namespace = request.namespace or "default"
+        await self._authorize(info, kind, namespace=namespace, name=request.name, subresource="token",
+                              obj=token_request)
+        answer = await self.tokens.create(namespace=namespace, name=request.name, request=token_request,
+                                          user=info.user)
+        return kind.kind, api_pb2.ObjectResponse(object=pack(answer))
 
     async def get(self, request: api_pb2.GetRequest, info: RequestInfo) -> tuple[str, Message]:
         kind = _resolve_kind(request.kind)
@@ -109,7 +142,7 @@ class APIServicer:
 
     async def list(self, request: api_pb2.ListRequest, info: RequestInfo) -> tuple[str, Message]:
         kind = _resolve_kind(request.kind)
-        await self._authorize(info, kind, namespace=request.namespace)
+        await self._authorize(info, kind, namespace=request.namespace, field_selector=request.field_selector)
         items, revision = await self.resources.list(
             kind, namespace=request.namespace,
             label_selector=request.label_selector, field_selector=request.field_selector)
@@ -121,7 +154,8 @@ class APIServicer:
         kind, obj = _unpack(request.object)
         await self._authorize(info, kind, namespace=obj.metadata.namespace, name=obj.metadata.name,
                               subresource=request.subresource, obj=obj)
-        updated = await self.resources.update(obj, subresource=request.subresource)
+        updated = await self.resources.update(obj, subresource=request.subresource,
+                                              admit=self.gate.admission_for(info))
         return kind.kind, api_pb2.ObjectResponse(object=pack(updated))
 
     async def patch(self, request: api_pb2.PatchRequest, info: RequestInfo) -> tuple[str, Message]:
@@ -130,7 +164,7 @@ class APIServicer:
                               subresource=request.subresource)
         patched = await self.resources.patch(
             kind, namespace=request.namespace, name=request.name,
-            patch=request.patch, subresource=request.subresource)
+            patch=request.patch, subresource=request.subresource, admit=self.gate.admission_for(info))
         return kind.kind, api_pb2.ObjectResponse(object=pack(patched))
 
     async def delete(self, request: api_pb2.DeleteRequest, info: RequestInfo) -> tuple[str, Message]:
@@ -159,7 +193,7 @@ class APIServicer:
 
     async def watch(self, request: api_pb2.WatchRequest, info: RequestInfo) -> tuple[str, AsyncIterator[bytes]]:
         kind = _resolve_kind(request.kind)
-        await self._authorize(info, kind, namespace=request.namespace)
+        await self._authorize(info, kind, namespace=request.namespace, field_selector=request.field_selector)
         events = self.resources.watch(
             kind, namespace=request.namespace, label_selector=request.label_selector,
             field_selector=request.field_selector, resource_version=request.resource_version)
@@ -179,8 +213,19 @@ class APIServicer:
         return kind.kind, stream()
 
 
+def undecryptable(verb: str, err: ValueTransformError) -> errors.InternalError:
+    """A stored value the encryption configuration cannot open (a key removed too early, a
+    wrong key): the caller and the log are told which object and why, as Kubernetes does."""
+    log.error("%s failed: %s", verb, err)
+    return errors.InternalError(f"Internal error occurred: {err}")
+
+
 async def abort_with_error(context: grpc.aio.ServicerContext, err: errors.APIError) -> None:
-    context.set_trailing_metadata(((errors.REASON_METADATA_KEY, err.reason),))
+    metadata = [(errors.REASON_METADATA_KEY, err.reason)]
+    retry_after = getattr(err, "retry_after_seconds", None)
+    if retry_after is not None:
+        metadata.append((errors.RETRY_AFTER_METADATA_KEY, str(retry_after)))
+    context.set_trailing_metadata(tuple(metadata))
     await context.abort(err.code, err.message)
 
 
@@ -206,6 +251,9 @@ def _unary(
         except errors.APIError as err:
             code = err.code
             await abort_with_error(context, err)
+        except ValueTransformError as err:
+            code = grpc.StatusCode.INTERNAL
+            await abort_with_error(context, undecryptable(verb, err))
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("%s failed", verb)
@@ -242,6 +290,9 @@ async def serve_stream(
     except errors.APIError as err:
         code = err.code
         await abort_with_error(context, err)
+    except ValueTransformError as err:
+        code = grpc.StatusCode.INTERNAL
+        await abort_with_error(context, undecryptable(verb, err))
     except Exception:
         code = grpc.StatusCode.INTERNAL
         log.exception("%s failed", verb)
@@ -278,6 +329,7 @@ def add_api_service(server: grpc.aio.Server, servicer: APIServicer, *, relay: St
         "Delete": ("delete", api_pb2.DeleteRequest, servicer.delete),
         "Discovery": ("discovery", api_pb2.DiscoveryRequest, servicer.discovery),
         "Top": ("top", api_pb2.TopRequest, top.top),
+        "AccessReview": ("create", authorization_pb2.SubjectAccessReview, AccessReviewer(servicer.gate).review),
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(_unary(verb, request_type, method, m, servicer.gate))

@@ -91,6 +91,8 @@ STRATEGIES: dict[str, Strategy] = {
     "Job": Strategy(prepare_for_create=_prepare_job),
     "CronJob": Strategy(prepare_for_create=_clear_status),
     "HorizontalPodAutoscaler": Strategy(prepare_for_create=_clear_status),
+    # A request starts undecided: only the approver and the signer write its status.
+    "CertificateSigningRequest": Strategy(prepare_for_create=_clear_status),
     # A Service's status is its load balancer's; an update keeps the allocated cluster IP and node ports.
     "Service": Strategy(prepare_for_create=_clear_status, prepare_for_update=allocators.keep_allocated_values),
 }

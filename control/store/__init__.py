@@ -2,10 +2,12 @@
 
 ``open_store(url)`` picks the backend by URL scheme, as k3s' kine does:
 ``sqlite:///path/state.db`` (the embedded default) or
-``etcd://host:2379[,host2:2379,...]``.
+``etcd://host:2379[,host2:2379,...]`` (over TLS when given ``etcd_tls``).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from control.store.base import (
     CompactedError,
@@ -19,6 +21,9 @@ from control.store.base import (
     StoreEvent,
     StoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from control.store.etcd import EtcdTLS
 
 __all__ = [
     "CompactedError",
@@ -35,8 +40,8 @@ __all__ = [
 ]
 
 
-async def open_store(url: str) -> Store:
-    """Open the backend that url names."""
+async def open_store(url: str, *, etcd_tls: EtcdTLS | None = None) -> Store:
+    """Open the backend that url names; etcd_tls: TLS to an etcd store's members."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"store URL {url!r} has no scheme; use sqlite:///PATH or etcd://HOST:PORT")
@@ -47,5 +52,5 @@ async def open_store(url: str) -> Store:
     if scheme == "etcd":
         from control.store.etcd import EtcdStore
 
-        return await EtcdStore.open(rest.rstrip("/").split(","))
+        return await EtcdStore.open(rest.rstrip("/").split(","), tls=etcd_tls)
     raise ValueError(f"unknown store scheme {scheme!r} in {url!r}; use sqlite:// or etcd://")

@@ -26,7 +26,7 @@ opaque bytes. Stores know nothing of the API above them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol
 
 
@@ -36,6 +36,10 @@ class KeyValue:
     value: bytes
     create_revision: int
     mod_revision: int
+    # Set by a layer that transforms values (control/store/encryption.py) when
+    # this value was stored in a form it would not write today (an older key):
+    # an update that changes nothing must still rewrite it.
+    stale: bool = field(default=False, compare=False)
 
 
 class EventType(enum.Enum):

@@ -30,6 +30,12 @@ mid-call may have been applied, so the caller gets StoreUnavailableError and
 re-reads, as with etcd's own clients. A watch whose connection breaks ends with StoreUnavailableError;
 the caller re-watches from the last revision it saw plus one.
 
+TLS (``EtcdTLS``: the flags --etcd-cafile, --etcd-certfile, --etcd-keyfile, as
+kube-apiserver has): the members' certificates are checked against the CA
+file, and a client certificate and key, when given, authenticate us to
+members started with --client-cert-auth. aetcd opens only plain-text
+channels, so ``_TLSClient`` opens a secure one and sets up the same stubs.
+
 Limits: a list is one range read (the channel accepts responses up to 2 GiB),
 and aetcd buffers a slow watcher's events in memory rather than cutting it
 off (etcd itself throttles slow watch streams).
@@ -38,11 +44,14 @@ off (etcd itself throttles slow watch streams).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aetcd
 import grpc
 from aetcd import rpc
+from aetcd import watcher as aetcd_watcher
 
 from control.store.base import (
     CompactedError,
@@ -65,14 +74,60 @@ _NOT_CONNECTED_MESSAGE = "failed to connect to all addresses"  # gRPC core's mes
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """'host:port', 'http://host:port' or 'host' (port 2379) -> (host, port)."""
-    address = endpoint.strip().removeprefix("http://").rstrip("/")
+    """'host:port', 'http(s)://host:port' or 'host' (port 2379) -> (host, port)."""
+    address = endpoint.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
     host, sep, port = address.rpartition(":")
     if not sep or host.endswith(":") or (host.startswith("[") != host.endswith("]")):
         return address, DEFAULT_PORT  # no port, or a bare IPv6 address
     if not host or not port.isdigit():
         raise ValueError(f"bad etcd endpoint {endpoint!r}; expected HOST:PORT")
     return host, int(port)
+
+
+@dataclass(frozen=True)
+class EtcdTLS:
+    """TLS to etcd: the CA file that signed the members' server certificates,
+    and our client certificate and key (PEM files; both or neither)."""
+
+    cafile: str
+    certfile: str = ""
+    keyfile: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """The channel credentials; a ValueError names the flag whose file cannot be read."""
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ValueError("--etcd-certfile and --etcd-keyfile go together: give both or neither")
+        files = {"--etcd-cafile": self.cafile, "--etcd-certfile": self.certfile, "--etcd-keyfile": self.keyfile}
+        pems: dict[str, bytes | None] = {}
+        for flag, path in files.items():
+            try:
+                pems[flag] = Path(path).read_bytes() if path else None
+            except OSError as err:
+                raise ValueError(f"{flag}: cannot read {path}: {err.strerror}") from None
+        return grpc.ssl_channel_credentials(root_certificates=pems["--etcd-cafile"],
+                                            private_key=pems["--etcd-keyfile"],
+                                            certificate_chain=pems["--etcd-certfile"])
+
+
+class _TLSClient(aetcd.Client):
+    """An aetcd client on a TLS channel (aetcd itself opens only plain-text ones)."""
+
+    def __init__(self, *, credentials: grpc.ChannelCredentials, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        self.channel = grpc.aio.secure_channel(f"{self._host}:{self._port}", self._credentials,
+                                               options=list(self._options.items()))
+        self.kvstub = rpc.KVStub(self.channel)
+        self.clusterstub = rpc.ClusterStub(self.channel)
+        self.leasestub = rpc.LeaseStub(self.channel)
+        self.maintenancestub = rpc.MaintenanceStub(self.channel)
+        self._watcher = aetcd_watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout,
+                                              metadata=self.metadata)
+        self._connected.set()
 
 
 def prefix_range_end(prefix: bytes) -> bytes:
@@ -84,10 +139,11 @@ class EtcdStore:
     """The Store contract on an etcd v3 cluster. Create with
     ``await EtcdStore.open(["host:2379", ...])``."""
 
-    def __init__(self, endpoints: list[str], *, timeout: float) -> None:
+    def __init__(self, endpoints: list[str], *, timeout: float, tls: EtcdTLS | None = None) -> None:
         if not endpoints:
             raise ValueError("EtcdStore needs at least one endpoint")
         self._endpoints = [parse_endpoint(e) for e in endpoints]
+        self._credentials = tls.credentials() if tls is not None else None
         self._timeout = timeout
         self._index = 0
         self._client: aetcd.Client | None = None
@@ -97,10 +153,10 @@ class EtcdStore:
         self._closed = False
 
     @classmethod
-    async def open(cls, endpoints: list[str], *, timeout: float = 5.0) -> EtcdStore:
+    async def open(cls, endpoints: list[str], *, timeout: float = 5.0, tls: EtcdTLS | None = None) -> EtcdStore:
         """Connect to the first reachable endpoint. Raises StoreUnavailableError
         if none answers within timeout each."""
-        store = cls(endpoints, timeout=timeout)
+        store = cls(endpoints, timeout=timeout, tls=tls)
         await store._connected_client()
         return store
 
@@ -127,7 +183,7 @@ class EtcdStore:
                 self._drop(self._client)
             for _ in range(len(self._endpoints)):
                 host, port = self._endpoints[self._index]
-                client = aetcd.Client(host=host, port=port, timeout=self._timeout, options=_CHANNEL_OPTIONS)
+                client = self._new_client(host, port)
                 await client.connect()  # creates the channel; connecting happens below
                 if await _wait_ready(client, timeout=self._timeout):
                     self._client = client
@@ -136,6 +192,12 @@ class EtcdStore:
                 self._index = (self._index + 1) % len(self._endpoints)
             tried = ", ".join(f"{h}:{p}" for h, p in self._endpoints)
             raise StoreUnavailableError(f"no etcd endpoint answered ({tried})")
+
+    def _new_client(self, host: str, port: int) -> aetcd.Client:
+        if self._credentials is None:
+            return aetcd.Client(host=host, port=port, timeout=self._timeout, options=_CHANNEL_OPTIONS)
+        return _TLSClient(host=host, port=port, timeout=self._timeout, options=_CHANNEL_OPTIONS,
+                          credentials=self._credentials)
 
     def _drop(self, client: aetcd.Client) -> None:
         """Stop using client (its endpoint failed) and move to the next endpoint."""

@@ -32,7 +32,7 @@ PAGE = "hello from a configmap\n"
 def start_agent(server: str, containerd, data_dir) -> subprocess.Popen:
     log = open(os.path.join(data_dir, "agent.log"), "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "control.cli.main", "agent", "--server", server,
+        [sys.executable, "-m", "control.cli.main", "agent", "--insecure-plaintext", "--server", server,
          "--node-name", NODE, "--data-dir", str(data_dir), "--runtime", "containerd",
          "--containerd-socket", containerd.socket, "--metrics-listen", "", "--listen", "127.0.0.1:0",
          "--restart-backoff", "0.5", "--restart-backoff-max", "2"],

@@ -17,6 +17,7 @@ from agent.node import (
     register_node,
 )
 from control.api import errors
+from control.api.metrics_endpoints import AGENT_METRICS, PROXY_METRICS
 
 FACTS = MachineFacts(
     hostname="host-a", internal_ip="10.1.2.3", cpus=4, memory_total_bytes=8 << 30,
@@ -56,6 +57,15 @@ async def test_registration_adopts_an_existing_node_and_keeps_its_taints(api):
 async def test_a_process_runtime_node_says_it_has_no_isolation(api):
     node = await register_node(api, dataclasses.replace(IDENTITY, runtime_isolated=False), FACTS)
     assert "process runtime" in node.metadata.annotations["sampan.io/runtime-isolation"]
+
+
+async def test_the_agent_metrics_address_is_annotated_and_dropped_when_metrics_are_off(api):
+    node = await register_node(api, dataclasses.replace(IDENTITY, metrics_address="0.0.0.0:10255"), FACTS)
+    assert node.metadata.annotations[AGENT_METRICS] == "0.0.0.0:10255"
+    await api.patch("Node", "node-a", {"metadata": {"annotations": {PROXY_METRICS: "0.0.0.0:10256"}}})
+    again = await register_node(api, IDENTITY, FACTS)  # restarted with --metrics-listen ''
+    assert AGENT_METRICS not in again.metadata.annotations
+    assert again.metadata.annotations[PROXY_METRICS] == "0.0.0.0:10256"  # the proxy's key is not the agent's
 
 
 async def test_lease_is_created_then_renewed(api):

@@ -50,7 +50,7 @@ async def agent(service, api, containerd, tmp_path):
     resolv_conf.write_text(HOST_RESOLV_CONF)
     log = open(tmp_path / "agent.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "control.cli.main", "agent", "--server", f"127.0.0.1:{service.port}",
+        [sys.executable, "-m", "control.cli.main", "agent", "--insecure-plaintext", "--server", f"127.0.0.1:{service.port}",
          "--node-name", NODE, "--data-dir", str(tmp_path / "agent"), "--runtime", "containerd",
          "--containerd-socket", containerd.socket, "--metrics-listen", "", "--listen", "127.0.0.1:0",
          "--cluster-dns", "10.96.0.10", "--cluster-domain", "cluster.local", "--resolv-conf", str(resolv_conf),

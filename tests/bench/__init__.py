@@ -15,6 +15,10 @@ event loop.
   Running, against the same containers started straight through the CRI.
 - ``bench_agent_footprint``: the agent's memory and CPU with pods running
   and nothing changing, against an idle Python process with its imports.
+- ``bench_proxy``: the service proxy's full and one-change syncs (nftables
+  in a private network namespace, IPVS on the host and in the test VM),
+  against ``nft -f`` of a trivial ruleset and the smaller size; the
+  userspace forwarder against a direct connection.
 
 Modules here are named ``bench_*`` (never ``test_*``) and define no test
 functions, so pytest does not collect them; ``tests/test_bench_smoke.py``

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from tests.bench import (
-    bench_agent_footprint, bench_api, bench_density, bench_failover, bench_pods, bench_scheduler, bench_watch,
+    bench_agent_footprint, bench_api, bench_density, bench_failover, bench_pods, bench_proxy, bench_scheduler,
+    bench_watch,
 )
 from tests.bench.agent_node import containerd_missing
 from tests.bench.environment import find_etcd
@@ -78,6 +79,10 @@ def _density(report: Report, *, quick: bool, etcd_binary: str | None, profile_di
     bench_density.run_density_benchmark(plan, report, profile_dir=profile_dir)
 
 
+def _proxy(report: Report, *, quick: bool, etcd_binary: str | None, profile_dir: Path | None) -> None:
+    bench_proxy.run_proxy_benchmark(bench_proxy.QUICK if quick else bench_proxy.FULL, report)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "api-sqlite": _api("sqlite"),
     "api-etcd": _api("etcd"),
@@ -90,6 +95,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "scheduler-etcd": _scheduler("etcd", bench_scheduler.PLAIN),
     "scheduler-anti-affinity-sqlite": _scheduler("sqlite", bench_scheduler.ANTI_AFFINITY),
     "density-sqlite": _density,  # 30 pods a node on 1,000 simulated nodes through Deployments: ~30 min
+    "proxy": _proxy,  # nftables and IPVS syncs at 1,000 and 10,000 Services, the userspace forwarder
 }
 NEEDS_CONTAINERD = {"pod-startup"}
 

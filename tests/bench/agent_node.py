@@ -93,6 +93,8 @@ def running_agent(
     log_path = data_dir.parent / "agent.log"
     command = [sys.executable, "-m", "control.cli.main", "agent", "--server", server, "--node-name", NODE,
                "--data-dir", str(data_dir), "--runtime", runtime, "--metrics-listen", ""]
+    if _agent_has_flag("--insecure-plaintext"):  # the control service of the benchmarks serves plain text
+        command.append("--insecure-plaintext")
     if containerd_socket:
         command += ["--containerd-socket", containerd_socket]
     if _agent_has_flag("--listen"):  # its logs/exec server: any free port, not the shared default

@@ -14,6 +14,7 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
+from tests.bench import proxy_report
 from tests.bench.measure import LatencySummary, LoadResult, percentile
 from tests.bench.server_metrics import ServerTimes, VerbLatency
 
@@ -249,6 +250,8 @@ class Report:
     scheduler: list[SchedulerRow] = field(default_factory=list)
     failover: list[FailoverRow] = field(default_factory=list)
     density: list[DensityRow] = field(default_factory=list)
+    proxy_syncs: list[proxy_report.ProxySyncRow] = field(default_factory=list)
+    userspace: list[proxy_report.UserspaceRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -294,6 +297,7 @@ class Report:
             lines.append("")
         if self.density:
             lines += _density_tables(self.density)
+        lines += proxy_report.render(self.proxy_syncs, self.userspace)
         verdicts = target_verdicts(self)
         if verdicts:
             lines += ["## Against the targets", ""] + [f"- {v}" for v in verdicts] + [""]
@@ -374,6 +378,7 @@ def target_verdicts(report: Report) -> list[str]:
             f"scheduler on {row.store}, {row.workload} pods, {row.nodes} nodes: {row.rate:,.0f} pods/s{verdict},"
             f" {_ratio(row.ratio)} the API's pod update rate")
     verdicts += _density_verdicts(report.density)
+    verdicts += proxy_report.verdicts(report.proxy_syncs, report.userspace)
     if report.quick and verdicts:
         verdicts.insert(0, "quick mode: the sizes are too small for these verdicts to mean anything")
     return verdicts

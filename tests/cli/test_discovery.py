@@ -14,12 +14,14 @@ def test_api_resources_lists_every_kind_in_kubectl_columns(capsys, control_serve
     assert rows["pods"] == ["pods", "po", "v1", "true", "Pod"]
     assert rows["namespaces"] == ["namespaces", "ns", "v1", "false", "Namespace"]
     assert rows["leases"] == ["leases", "coordination.k8s.io/v1", "true", "Lease"]
-    assert list(rows)[-1] == "endpointslices", "kinds outside the core group come last, by group"
+    assert rows["clusterroles"] == ["clusterroles", "rbac.authorization.k8s.io/v1", "false", "ClusterRole"]
+    assert list(rows)[-1] == "roles", "kinds outside the core group come last, by group"
 
 
 def test_api_resources_can_list_names_only(capsys, control_server):
     names = sampan(capsys, control_server, "api-resources", "-o", "name", "--namespaced=false").lines
-    assert names == ["namespaces", "nodes"]
+    assert names[:2] == ["namespaces", "nodes"], "the core group first, without a group suffix"
+    assert names[-2:] == ["clusterrolebindings.rbac.authorization.k8s.io", "clusterroles.rbac.authorization.k8s.io"]
 
 
 def test_version_prints_client_and_server_versions(capsys, control_server):

@@ -201,7 +201,7 @@ def test_the_service_ranges_are_flags_of_the_control_service(capsys, tmp_path):
 
 def test_a_bad_service_cidr_stops_the_control_service(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "control.cli.main", "control", "--store", f"sqlite:///{tmp_path}/state.db",
+        [sys.executable, "-m", "control.cli.main", "control", "--insecure-plaintext", "--store", f"sqlite:///{tmp_path}/state.db",
          "--listen", "127.0.0.1:0", "--metrics-listen", "", "--service-cidr", "10.96.0.0/33"],
         capture_output=True, text=True, timeout=60)
 

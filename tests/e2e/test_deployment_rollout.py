@@ -72,7 +72,7 @@ def running_agent(server: str, node: str, data_dir: Path) -> Iterator[subprocess
     log_path = data_dir.parent / f"{node}.log"
     with open(log_path, "ab") as log:
         agent = subprocess.Popen(
-            [sys.executable, "-m", "control.cli.main", "agent", "--server", server, "--node-name", node,
+            [sys.executable, "-m", "control.cli.main", "agent", "--insecure-plaintext", "--server", server, "--node-name", node,
              "--data-dir", str(data_dir), "--runtime", "process", "--metrics-listen", "",
              "--listen", "127.0.0.1:0", "--restart-backoff", "0.5", "--restart-backoff-max", "2"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -1,6 +1,7 @@
 """``sampan up`` end to end, as a user runs it: one command brings up a
-single-node cluster whose Node turns Ready, writes the client config that a
-plain ``sampan get nodes`` in another shell uses, and on Ctrl-C (SIGINT)
+single-node cluster whose Node turns Ready, writes the client config (the server, the CA and the
+admin's certificate: everything speaks mutual TLS) that a plain ``sampan get
+nodes`` in another shell uses, and on Ctrl-C (SIGINT)
 stops every process it started.
 
 On the process runtime this needs nothing but Python. The containerd variant
@@ -36,7 +37,7 @@ import yaml
 from agent.bootstrap.containerd import CNI_BIN_DIR, ContainerdLayout, PodNetwork, PrivateContainerd, cri_status
 from control.api import errors
 from control.client import Client
-from control.client_config import server_from_config
+from control.client_config import credentials_from_config, server_from_config
 from protos.api.v1 import core_pb2
 from tests.support.components import require, require_binary
 from tests.support.containerd import NetworkSlot, clean_up_after, network_slot, remove_all_sandboxes
@@ -63,6 +64,15 @@ class SampanUp:
 
     def printed(self) -> str:
         return self.output.read_text(errors="replace")
+
+    async def client(self, *, timeout: float = 30.0) -> Client:
+        """A client with the credentials of the config sampan up writes (waiting until it is there)."""
+        deadline = time.monotonic() + timeout
+        while (credentials := credentials_from_config(self.listen, self.config)) is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no client config at {self.config}:\n{self.logs()}")
+            await asyncio.sleep(0.1)
+        return Client.connect(self.listen, credentials=credentials)
 
     def logs(self) -> str:
         """What sampan up printed and the end of each child's log, for failure messages."""
@@ -145,7 +155,7 @@ def condition(obj: core_pb2.Node | core_pb2.Pod, kind: str) -> str:
 
 
 async def ready_node(up: SampanUp, *, timeout: float) -> core_pb2.Node:
-    async with Client.connect(up.listen) as api:
+    async with await up.client() as api:
         return await eventually(lambda: api.get("Node", socket.gethostname()),
                                 lambda node: condition(node, "Ready") == "True",
                                 timeout=timeout, what="Ready node", up=up)
@@ -153,6 +163,8 @@ async def ready_node(up: SampanUp, *, timeout: float) -> core_pb2.Node:
 
 def assert_clients_find_the_cluster(up: SampanUp, node: str) -> None:
     assert server_from_config(up.config) == up.listen
+    credentials = credentials_from_config(up.listen, up.config)
+    assert credentials is not None and credentials.tls and credentials.cert, "the config has no TLS credentials"
     nodes = up.sampan("get", "nodes")
     assert nodes.returncode == 0, nodes.stderr
     assert [line.split()[:2] for line in nodes.stdout.splitlines()[1:]] == [[node, "Ready"]]
@@ -227,7 +239,7 @@ async def test_up_as_root_starts_a_private_containerd_that_runs_the_sample_app()
 
             applied = up.sampan("apply", "-f", "-", stdin=sample_app_on(node.metadata.name))
             assert applied.returncode == 0, applied.stderr
-            async with Client.connect(up.listen) as api:
+            async with await up.client() as api:
                 pod = await eventually(
                     lambda: api.get("Pod", "web", namespace="sample"),
                     lambda pod: pod.status.phase == "Running" and condition(pod, "Ready") == "True",

@@ -108,7 +108,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             control = NodeControlServer(workdir / "control", host=node.host_ip).start()
             log = open(workdir / "agent.log", "ab")
             agent = subprocess.Popen(node.command(
-                sys.executable, "-m", "control.cli.main", "agent", "--server", control.address,
+                sys.executable, "-m", "control.cli.main", "agent", "--insecure-plaintext", "--server", control.address,
                 "--node-name", NODE_NAME, "--data-dir", str(workdir / "agent"), "--runtime", "containerd",
                 "--containerd-socket", daemon.socket, "--node-ip", node.node_ip, "--metrics-listen", "",
                 "--listen", f"{node.node_ip}:0", "--restart-backoff", "0.5",

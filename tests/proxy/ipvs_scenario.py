@@ -381,7 +381,7 @@ async def end_to_end(share: Path) -> dict:
     proxy_log = share / "proxy.log"
     with open(proxy_log, "wb") as log:
         proxy = subprocess.Popen(
-            [sys.executable, "-m", "control.cli.main", "proxy", "--server", control.address, "--node-name", NODE,
+            [sys.executable, "-m", "control.cli.main", "proxy", "--insecure-plaintext", "--server", control.address, "--node-name", NODE,
              "--mode", "auto", "--ipvs-scheduler", "wrr", "--metrics-listen", "", "--cluster-cidr", CLUSTER_CIDR,
              "--min-sync-period", "0"], stdout=log, stderr=subprocess.STDOUT)
     result: dict = {}

@@ -183,7 +183,8 @@ def start_proxy(cluster: Cluster, *, mode: str, user: str = "") -> ProxyProcess:
     log = cluster.workdir / f"proxy-{mode}-{time.monotonic_ns()}.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(cluster.sampan_in_node(
-            "proxy", "--server", cluster.server, "--node-name", cluster.node_name, "--mode", mode,
+            "proxy", "--insecure-plaintext", "--server", cluster.server, "--node-name", cluster.node_name,
+            "--mode", mode,
             "--metrics-listen", f"{cluster.node.node_ip}:{port}", "--min-sync-period", "0.05", user=user),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})

@@ -206,7 +206,7 @@ def test_sampan_control_refuses_a_bad_scheduler_config_with_one_clear_line(tmp_p
     config = tmp_path / "scheduler.yaml"
     config.write_text("profiles: [{schedulerName: a, plugins: {filter: {enabled: [{name: GPUFit}]}}}]\n")
     done = subprocess.run(
-        [sys.executable, "-m", "control.cli.main", "control", "--store", f"sqlite:///{tmp_path}/state.db",
+        [sys.executable, "-m", "control.cli.main", "control", "--insecure-plaintext", "--store", f"sqlite:///{tmp_path}/state.db",
          "--listen", "127.0.0.1:0", "--metrics-listen", "", "--scheduler-config", str(config)],
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

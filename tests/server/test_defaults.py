@@ -51,7 +51,7 @@ def test_api_version_and_kind_come_from_the_kind() -> None:
 def test_only_kinds_with_defaults_have_a_defaulter() -> None:
     assert set(DEFAULTERS) == {"Pod", "Secret", "Namespace", "ReplicaSet", "Deployment", "DaemonSet",
                                "StatefulSet", "Job", "CronJob", "HorizontalPodAutoscaler", "Service", "Endpoints",
-                               "EndpointSlice"}
+                               "EndpointSlice", "RoleBinding", "ClusterRoleBinding"}
 
 
 def test_applying_defaults_twice_changes_nothing() -> None:

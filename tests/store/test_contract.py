@@ -1,6 +1,7 @@
 """The Store contract (control/store/base.py), run against every backend.
 
-Each test runs once on SQLite and once on a real etcd. Covered: create, get,
+Each test runs once on SQLite, once on SQLite through the encryption layer
+(every value encrypted), and once on a real etcd. Covered: create, get,
 list, update and delete with their compare-and-swap errors (KeyExists,
 KeyNotFound, RevisionConflict); revisions (exactly +1 per successful write,
 nothing for a failed one, also inside concurrent batches); list order, prefix
@@ -34,18 +35,23 @@ from control.store import (
     StoreEvent,
     open_store,
 )
+from control.store.encryption import AESGCMKey, AESGCMProvider, EncryptedStore, Transformer
 
 
-@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=pytest.mark.etcd)])
+@pytest.fixture(params=["sqlite", "sqlite-encrypted", pytest.param("etcd", marks=pytest.mark.etcd)])
 def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
+    if request.param.startswith("sqlite"):
         return f"sqlite://{tmp_path}/state.db"
     return f"etcd://{request.getfixturevalue('etcd_endpoint')}"
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
+async def store(store_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     opened = await open_store(store_url)
+    if request.node.callspec.params["store_url"] == "sqlite-encrypted":
+        # The encryption layer (control/store/encryption.py) keeps the contract, every key encrypted.
+        key = AESGCMKey("contract", bytes(range(32)))
+        opened = EncryptedStore(opened, {"/": Transformer([AESGCMProvider([key])])})
     yield opened
     await opened.close()
 

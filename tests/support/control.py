@@ -4,6 +4,12 @@
 (SIGTERM), kill it (SIGKILL) and start it again on the same store and port to
 check that state survives. The process's log is kept in its directory and
 printed when startup fails.
+
+By default it serves plain text (``--insecure-plaintext``: every caller is an
+administrator), as most tests need nothing else. ``tls=True`` serves mutual
+TLS from a PKI directory in its workdir (``pki_dir``), writes the admin's
+client config there (``admin_config``) and offers the admin's credentials
+(``admin_credentials``); its health check then speaks TLS too.
 """
 
 from __future__ import annotations
@@ -28,8 +34,11 @@ def free_port() -> int:
 
 class ControlServer:
     def __init__(self, workdir: Path, *, store_url: str | None = None, extra_args: tuple[str, ...] = (),
-                 python_args: tuple[str, ...] = ()) -> None:
+                 python_args: tuple[str, ...] = (), tls: bool = False) -> None:
         """python_args go between the interpreter and ``-m control.cli.main`` (``-m cProfile -o FILE``)."""
+        self.tls = tls
+        self.pki_dir = workdir / "pki"
+        self.admin_config = workdir / "admin.config"
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.store_url = store_url or f"sqlite:///{workdir}/state.db"
@@ -53,20 +62,45 @@ class ControlServer:
         self.process = subprocess.Popen(
             [sys.executable, *self.python_args, "-m", "control.cli.main", "control",
              "--store", self.store_url, "--listen", self.address,
-             "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.extra_args],
+             "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self._security_args(), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
         self._wait_serving(timeout)
         return self
 
+    def _security_args(self) -> list[str]:
+        if not self.tls:
+            return ["--insecure-plaintext"]
+        return ["--pki-dir", str(self.pki_dir), "--admin-config", str(self.admin_config)]
+
+    @property
+    def admin_credentials(self):
+        """The admin's control.client.ClientCredentials (with tls=True; plain text otherwise)."""
+        from control.client import ClientCredentials
+
+        if not self.tls:
+            return ClientCredentials()
+        read = lambda name: (self.pki_dir / name).read_bytes()  # noqa: E731
+        return ClientCredentials(ca=read("ca.crt"), cert=read("admin.crt"), key=read("admin.key"))
+
+    def _channel(self) -> grpc.Channel:
+        if not self.tls or not (self.pki_dir / "admin.key").exists():
+            return grpc.insecure_channel(self.address)
+        credentials = self.admin_credentials
+        return grpc.secure_channel(self.address, grpc.ssl_channel_credentials(
+            root_certificates=credentials.ca, private_key=credentials.key, certificate_chain=credentials.cert))
+
     def _wait_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"control service exited with {self.process.returncode}:\n{self.log()}")
+            if self.tls and not self.admin_config.exists():
+                time.sleep(0.05)  # written once the service serves
+                continue
             try:
-                with grpc.insecure_channel(self.address) as channel:
+                with self._channel() as channel:
                     answer = health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(service="sampan.api.v1.API"), timeout=1)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:

@@ -53,7 +53,7 @@ class Namespace:
 @dataclass(frozen=True)
 class Host(Namespace):
     address: str  # on the LAN
-    pod_gateway: str  # on cbr0, with its prefix: 10.244.1.1/24
+    pod_gateway: str | None  # on cbr0, with its prefix: 10.244.1.1/24 (None: no cbr0)
 
 
 class NetnsLab:
@@ -74,8 +74,9 @@ class NetnsLab:
         namespace.ip("link", "set", "lo", "up")
         return namespace
 
-    def host(self, role: str, *, address: str, pod_gateway: str) -> Host:
-        """A host on the LAN at address, with a pod bridge holding pod_gateway (CIDR notation)."""
+    def host(self, role: str, *, address: str, pod_gateway: str | None) -> Host:
+        """A host on the LAN at address, with a pod bridge holding pod_gateway (CIDR notation);
+        without one when pod_gateway is None (the host's own CNI makes its bridge)."""
         self._namespace(role)
         host = Host(f"{self.tag}-{role}", address=address, pod_gateway=pod_gateway)
         self._hosts += 1
@@ -84,9 +85,10 @@ class NetnsLab:
         self.lan.ip("link", "set", lan_end, "master", "lan", "up")
         host.ip("addr", "add", f"{address}/{self.lan_prefix}", "dev", "eth0")
         host.ip("link", "set", "eth0", "up")
-        host.ip("link", "add", "cbr0", "type", "bridge")
-        host.ip("addr", "add", pod_gateway, "dev", "cbr0")
-        host.ip("link", "set", "cbr0", "up")
+        if pod_gateway is not None:
+            host.ip("link", "add", "cbr0", "type", "bridge")
+            host.ip("addr", "add", pod_gateway, "dev", "cbr0")
+            host.ip("link", "set", "cbr0", "up")
         subprocess.run(["ip", "netns", "exec", host.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
                        check=True, timeout=10)
         return host

@@ -37,7 +37,10 @@ async def run(args: argparse.Namespace) -> int:
     printed = False
     async with connect(args) as api:
         if namespace and any(target.kind.namespaced for target in targets):
-            await api.get(kinds.by_kind("Namespace"), namespace)
+            try:
+                await api.get(kinds.by_kind("Namespace"), namespace)
+            except errors.ForbiddenError:
+                pass  # may read in the namespace without reading the Namespace: the request itself decides
         for target in targets:
             scope = namespace if target.kind.namespaced else ""
             objects: list[Message] = []

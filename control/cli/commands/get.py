@@ -48,7 +48,10 @@ async def run(args: argparse.Namespace) -> int:
     async with connect(args) as api:
         if namespace and any(target.kind.namespaced for target in targets):
             # kubectl would print "No resources found"; a typo deserves an error.
-            await api.get(kinds.by_kind("Namespace"), namespace)
+            try:
+                await api.get(kinds.by_kind("Namespace"), namespace)
+            except errors.ForbiddenError:
+                pass  # may read in the namespace without reading the Namespace: the request itself decides
         if args.watch or args.watch_only:
             return await watch(api, targets, args=args, namespace=namespace)
         return await show(api, targets, args=args, namespace=namespace)

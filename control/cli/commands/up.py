@@ -19,9 +19,14 @@ busybox images imported if it lacks them); else a private containerd, when
 run as root with containerd installed; else the process runtime. The choice
 and its reason are printed.
 
-The client config (``~/.sampan/config``, or $SAMPAN_CONFIG) is written once
-the control service listens, so ``sampan get nodes`` works at once in another
-shell. Ctrl-C or SIGTERM stops the proxy and the agent, then containerd,
+Everything speaks mutual TLS. Before anything starts, ``sampan up`` makes
+(first time) or reuses the cluster CA and the control service's certificates
+in DATA_DIR/pki, and signs this node's client and serving certificates into
+DATA_DIR/agent/pki (control/auth/node_pki.py), which the agent and the proxy
+use: one machine holds the CA, so no join is needed. The client config
+(``~/.sampan/config``, or $SAMPAN_CONFIG, or ``--config``) gets the server,
+the CA and the admin's certificate once the control service listens, so
+``sampan get nodes`` works at once in another shell. Ctrl-C or SIGTERM stops the proxy and the agent, then containerd,
 then the control service (a second Ctrl-C stops them without waiting); the
 proxy's kernel rules stay, as they do when it restarts. Pods keep running:
 containerd's shims hold their containers while containerd is down (as the
@@ -58,6 +63,8 @@ from agent.bootstrap.containerd import (
 from agent.bootstrap.images import PAUSE_IMAGE
 from agent.bootstrap.runtime_choice import CONTAINERD, HostFacts, RuntimeChoice, RuntimeUnavailable, choose_runtime
 from agent.node import detect_internal_ip
+from control.auth.node_pki import NodePKI, issue_node
+from control.auth.pki import ADMIN_NAME, ClusterPKI
 from control.cli.errors import CommandError
 from control.client_config import write_config
 
@@ -158,10 +165,13 @@ def run(args: argparse.Namespace) -> int:
     signals = _StopSignals()
     cluster = _Cluster(signals)
     signals.install()
+    node_name = args.node_name or socket.gethostname()
+    pki, node_pki = _prepare_pki(data_dir, listen=args.listen, node_name=node_name)
     try:
         control = cluster.start("control service", [
             *sampan, "control", "--store", f"sqlite:///{data_dir}/state.db", "--listen", args.listen,
-            "--metrics-listen", args.control_metrics_listen,
+            "--metrics-listen", args.control_metrics_listen, "--pki-dir", str(pki.directory),
+            "--admin-config", str(data_dir / "admin.config"),
             # One control replica: no one to share with, and a restart after a
             # crash must not wait out its predecessor's lease.
             "--leader-elect=false",
@@ -170,17 +180,19 @@ def run(args: argparse.Namespace) -> int:
             "--cluster-dns-listen", _dns_listen(args.cluster_dns_listen)], log=data_dir / "control.log")
         choice = _prepare_runtime(args, data_dir=data_dir, cluster=cluster)  # while the control service starts
         _wait_for_port(args.listen, child=control)
-        config = write_config(args.listen)
+        admin = pki.load(ADMIN_NAME)
+        config = write_config(args.listen, ca=pki.ca_pem, cert=admin.cert_pem, key=admin.key_pem)
         runtime_args = (["--runtime", "containerd", "--containerd-socket", choice.socket]
                         if choice.runtime == CONTAINERD else ["--runtime", "process"])
         cluster.start("agent", [
-            *sampan, "agent", "--server", args.listen, "--node-name", args.node_name or socket.gethostname(),
-            "--data-dir", str(data_dir / "agent"), *runtime_args, "--pod-cidr", args.pod_cidr,
+            *sampan, "agent", "--server", args.listen, "--node-name", node_name,
+            "--data-dir", str(data_dir / "agent"), "--pki-dir", str(node_pki.directory), *runtime_args,
+            "--pod-cidr", args.pod_cidr,
             "--metrics-listen", args.agent_metrics_listen, "--listen", args.agent_listen],
             log=data_dir / "agent.log")
         cluster.start("proxy", [
-            *sampan, "proxy", "--server", args.listen, "--node-name", args.node_name or socket.gethostname(),
-            "--mode", args.proxy_mode, "--metrics-listen", args.proxy_metrics_listen], log=data_dir / "proxy.log")
+            *sampan, "proxy", "--server", args.listen, "--node-name", node_name,
+            "--pki-dir", str(node_pki.directory), "--mode", args.proxy_mode, "--metrics-listen", args.proxy_metrics_listen], log=data_dir / "proxy.log")
         print(f"Sampan is up: control service at {args.listen}, this machine's agent and service proxy running.")
         print(f"Client config written to {config}; logs: " + ", ".join(str(c.log) for c in cluster.children) + ".")
         print("Try: sampan get nodes    (Ctrl-C here stops the cluster; pods keep running)", flush=True)
@@ -196,6 +208,21 @@ def run(args: argparse.Namespace) -> int:
         print("Stopping " + ", ".join(c.name for c in reversed(cluster.children) if c.process) + " ...", flush=True)
         cluster.stop()
         print("Sampan stopped.", flush=True)
+
+
+def _prepare_pki(data_dir: Path, *, listen: str, node_name: str) -> tuple[ClusterPKI, NodePKI]:
+    """The cluster CA and the control service's certificates (made the first time), and this
+    node's certificates signed afresh, so the agent's serving certificate names today's address."""
+    host = listen.rpartition(":")[0].strip("[]")
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    pki = ClusterPKI(data_dir / "pki")
+    node_pki = NodePKI(data_dir / "agent" / "pki")
+    try:
+        pki.ensure(server_names=[host])
+        issue_node(pki, node_pki, node_name=node_name, addresses=[detect_internal_ip()])
+    except (OSError, ValueError) as err:
+        raise CommandError(f"error: cannot prepare the cluster's certificates in {pki.directory}: {err}") from None
+    return pki, node_pki
 
 
 def _dns_listen(listen: str) -> str:

@@ -14,7 +14,7 @@ each port (``service``). None leaves what they would show out.
 Modules: ``writer`` (indentation and alignment), ``sections`` (labels,
 annotations, taints, tolerations, events), ``pod``, ``node``, ``generic``,
 ``pod_template`` (the Pod Template section and the parts workloads share),
-``apps``, ``batch``, ``autoscaling``.
+``apps``, ``batch``, ``autoscaling``, ``rbac``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from control.cli.describers.generic import (
 )
 from control.cli.describers.node import describe_node
 from control.cli.describers.pod import describe_pod
+from control.cli.describers.rbac import describe_binding, describe_role
 from control.cli.describers.service import describe_service
 from control.cli.objects import kind_of
 
@@ -48,6 +49,10 @@ DESCRIBERS: dict[str, Describer] = {
     "Namespace": describe_namespace,
     "ConfigMap": describe_configmap,
     "Secret": describe_secret,
+    "Role": describe_role,
+    "ClusterRole": describe_role,
+    "RoleBinding": describe_binding,
+    "ClusterRoleBinding": describe_binding,
 }
 # Describers that also read related objects: the pods a workload controls, a Deployment's ReplicaSets.
 WORKLOAD_DESCRIBERS: dict[str, Describer] = {

@@ -24,6 +24,9 @@ The package is laid out by what it validates:
   (HorizontalPodAutoscaler): the workload kinds, with the selector and
   pod-template rules they share in pod_templates.py;
 - service.py: Services, Endpoints and EndpointSlices;
+- service_account.py: ServiceAccounts;
+- rbac.py: Roles, ClusterRoles and their bindings;
+- certificates.py: CertificateSigningRequests;
 - field_errors.py: the FieldError constructors and field rules they share.
 
 Name formats (DNS labels, qualified names, label values ...) are in
@@ -44,6 +47,7 @@ from control.server.validation.apps import (
 )
 from control.server.validation.autoscaling import validate_horizontal_pod_autoscaler
 from control.server.validation.batch import validate_cron_job, validate_job
+from control.server.validation.certificates import validate_certificate_signing_request
 from control.server.validation.config_data import validate_config_map, validate_secret
 from control.server.validation.event import validate_event
 from control.server.validation.lease import validate_lease
@@ -51,7 +55,11 @@ from control.server.validation.meta import validate_object_meta
 from control.server.validation.namespace import validate_namespace
 from control.server.validation.node import validate_node
 from control.server.validation.pod import validate_pod
+from control.server.validation.rbac import (
+    validate_cluster_role, validate_cluster_role_binding, validate_role, validate_role_binding,
+)
 from control.server.validation.service import validate_endpoint_slice, validate_endpoints, validate_service
+from control.server.validation.service_account import validate_service_account
 
 __all__ = ["VALIDATORS", "Validator", "validate", "validate_object_meta"]
 
@@ -78,6 +86,12 @@ VALIDATORS: dict[str, Validator] = {
     "Service": validate_service,
     "Endpoints": validate_endpoints,
     "EndpointSlice": validate_endpoint_slice,
+    "ServiceAccount": validate_service_account,
+    "Role": validate_role,
+    "ClusterRole": validate_cluster_role,
+    "RoleBinding": validate_role_binding,
+    "ClusterRoleBinding": validate_cluster_role_binding,
+    "CertificateSigningRequest": validate_certificate_signing_request,
 }
 
 

@@ -15,7 +15,8 @@ from google.protobuf.message import Message
 from control.api.kinds import Kind
 from control.api.manifest import FieldError
 from control.api.names import (
-    dns1035_label_errors, dns1123_label_errors, dns1123_subdomain_errors, qualified_name_errors,
+    dns1035_label_errors, dns1123_label_errors, dns1123_subdomain_errors, path_segment_name_errors,
+    qualified_name_errors,
 )
 from control.server.validation.field_errors import forbidden, invalid, labels_errors, required
 
@@ -28,6 +29,11 @@ NAME_RULES: dict[str, Callable[[str], list[str]]] = {
     "StatefulSet": dns1123_label_errors,
     # A Service's name is a DNS name of its own (NAME.NAMESPACE.svc), starting with a letter.
     "Service": dns1035_label_errors,
+    # RBAC names are path segments, so "system:node-proxier" is one.
+    "Role": path_segment_name_errors,
+    "ClusterRole": path_segment_name_errors,
+    "RoleBinding": path_segment_name_errors,
+    "ClusterRoleBinding": path_segment_name_errors,
 }
 
 

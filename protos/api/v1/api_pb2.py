@@ -24,51 +24,52 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from protos.agent.v1 import agent_pb2 as protos_dot_agent_dot_v1_dot_agent__pb2
+from protos.api.v1 import authorization_pb2 as protos_dot_api_dot_v1_dot_authorization__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/api/v1/api.proto\x12\rsampan.api.v1\x1a\x19google/protobuf/any.proto\x1a\x1bprotos/agent/v1/agent.proto\"E\n\nTopRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0e\x61ll_namespaces\x18\x03 \x01(\x08\"\x8b\x01\n\x07NodeTop\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63pu_millicores\x18\x02 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\"\n\x1a\x61llocatable_cpu_millicores\x18\x04 \x01(\x03\x12 \n\x18\x61llocatable_memory_bytes\x18\x05 \x01(\x03\"W\n\x06PodTop\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x63pu_millicores\x18\x03 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\"k\n\x0bTopResponse\x12%\n\x05nodes\x18\x01 \x03(\x0b\x32\x16.sampan.api.v1.NodeTop\x12#\n\x04pods\x18\x02 \x03(\x0b\x32\x15.sampan.api.v1.PodTop\x12\x10\n\x08warnings\x18\x03 \x03(\t\"5\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\";\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"^\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"M\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"J\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x02 \x01(\t\"a\n\x0cPatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05patch\x18\x04 \x01(\x0c\x12\x13\n\x0bsubresource\x18\x05 \x01(\t\"\xcc\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x1a\n\x12propagation_policy\x18\x06 \x01(\t\x12\x0b\n\x03uid\x18\x07 \x01(\t\x12\x18\n\x10resource_version\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"G\n\x0e\x44\x65leteResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"@\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\"\x12\n\x10\x44iscoveryRequest\"v\n\x0b\x41PIResource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"Z\n\x11\x44iscoveryResponse\x12-\n\tresources\x18\x01 \x03(\x0b\x32\x1a.sampan.api.v1.APIResource\x12\x16\n\x0eserver_version\x18\x02 \x01(\t2\xcc\x06\n\x03\x41PI\x12\x45\n\x06\x43reate\x12\x1c.sampan.api.v1.CreateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x03Get\x12\x19.sampan.api.v1.GetRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x04List\x12\x1a.sampan.api.v1.ListRequest\x1a\x1b.sampan.api.v1.ListResponse\x12\x45\n\x06Update\x12\x1c.sampan.api.v1.UpdateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x43\n\x05Patch\x12\x1b.sampan.api.v1.PatchRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x45\n\x06\x44\x65lete\x12\x1c.sampan.api.v1.DeleteRequest\x1a\x1d.sampan.api.v1.DeleteResponse\x12\x41\n\x05Watch\x12\x1b.sampan.api.v1.WatchRequest\x1a\x19.sampan.api.v1.WatchEvent0\x01\x12N\n\tDiscovery\x12\x1f.sampan.api.v1.DiscoveryRequest\x1a .sampan.api.v1.DiscoveryResponse\x12\x41\n\x04Logs\x12\x1c.sampan.agent.v1.LogsRequest\x1a\x19.sampan.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1a.sampan.agent.v1.ExecInput\x1a\x1b.sampan.agent.v1.ExecOutput(\x01\x30\x01\x12P\n\x0bImportImage\x12\x1b.sampan.agent.v1.ImageChunk\x1a\".sampan.agent.v1.ImportImageResult(\x01\x12<\n\x03Top\x12\x19.sampan.api.v1.TopRequest\x1a\x1a.sampan.api.v1.TopResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/api/v1/api.proto\x12\rsampan.api.v1\x1a\x19google/protobuf/any.proto\x1a\x1bprotos/agent/v1/agent.proto\x1a!protos/api/v1/authorization.proto\"E\n\nTopRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0e\x61ll_namespaces\x18\x03 \x01(\x08\"\x8b\x01\n\x07NodeTop\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63pu_millicores\x18\x02 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\x12\"\n\x1a\x61llocatable_cpu_millicores\x18\x04 \x01(\x03\x12 \n\x18\x61llocatable_memory_bytes\x18\x05 \x01(\x03\"W\n\x06PodTop\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x16\n\x0e\x63pu_millicores\x18\x03 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x04 \x01(\x03\"k\n\x0bTopResponse\x12%\n\x05nodes\x18\x01 \x03(\x0b\x32\x16.sampan.api.v1.NodeTop\x12#\n\x04pods\x18\x02 \x03(\x0b\x32\x15.sampan.api.v1.PodTop\x12\x10\n\x08warnings\x18\x03 \x03(\t\"y\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x11\n\tnamespace\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\";\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"^\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"M\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"J\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x02 \x01(\t\"a\n\x0cPatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05patch\x18\x04 \x01(\x0c\x12\x13\n\x0bsubresource\x18\x05 \x01(\t\"\xcc\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\x1a\n\x12propagation_policy\x18\x06 \x01(\t\x12\x0b\n\x03uid\x18\x07 \x01(\t\x12\x18\n\x10resource_version\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"G\n\x0e\x44\x65leteResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\x08\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"y\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"@\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\"\x12\n\x10\x44iscoveryRequest\"v\n\x0b\x41PIResource\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x12\n\nnamespaced\x18\x04 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\x12\r\n\x05verbs\x18\x06 \x03(\t\"Z\n\x11\x44iscoveryResponse\x12-\n\tresources\x18\x01 \x03(\x0b\x32\x1a.sampan.api.v1.APIResource\x12\x16\n\x0eserver_version\x18\x02 \x01(\t2\xa4\x07\n\x03\x41PI\x12\x45\n\x06\x43reate\x12\x1c.sampan.api.v1.CreateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x03Get\x12\x19.sampan.api.v1.GetRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12?\n\x04List\x12\x1a.sampan.api.v1.ListRequest\x1a\x1b.sampan.api.v1.ListResponse\x12\x45\n\x06Update\x12\x1c.sampan.api.v1.UpdateRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x43\n\x05Patch\x12\x1b.sampan.api.v1.PatchRequest\x1a\x1d.sampan.api.v1.ObjectResponse\x12\x45\n\x06\x44\x65lete\x12\x1c.sampan.api.v1.DeleteRequest\x1a\x1d.sampan.api.v1.DeleteResponse\x12\x41\n\x05Watch\x12\x1b.sampan.api.v1.WatchRequest\x1a\x19.sampan.api.v1.WatchEvent0\x01\x12N\n\tDiscovery\x12\x1f.sampan.api.v1.DiscoveryRequest\x1a .sampan.api.v1.DiscoveryResponse\x12\x41\n\x04Logs\x12\x1c.sampan.agent.v1.LogsRequest\x1a\x19.sampan.agent.v1.LogChunk0\x01\x12\x43\n\x04\x45xec\x12\x1a.sampan.agent.v1.ExecInput\x1a\x1b.sampan.agent.v1.ExecOutput(\x01\x30\x01\x12P\n\x0bImportImage\x12\x1b.sampan.agent.v1.ImageChunk\x1a\".sampan.agent.v1.ImportImageResult(\x01\x12<\n\x03Top\x12\x19.sampan.api.v1.TopRequest\x1a\x1a.sampan.api.v1.TopResponse\x12V\n\x0c\x41\x63\x63\x65ssReview\x12\".sampan.api.v1.SubjectAccessReview\x1a\".sampan.api.v1.SubjectAccessReviewb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.api.v1.api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TOPREQUEST']._serialized_start=98
-  _globals['_TOPREQUEST']._serialized_end=167
-  _globals['_NODETOP']._serialized_start=170
-  _globals['_NODETOP']._serialized_end=309
-  _globals['_PODTOP']._serialized_start=311
-  _globals['_PODTOP']._serialized_end=398
-  _globals['_TOPRESPONSE']._serialized_start=400
-  _globals['_TOPRESPONSE']._serialized_end=507
-  _globals['_CREATEREQUEST']._serialized_start=509
-  _globals['_CREATEREQUEST']._serialized_end=562
-  _globals['_GETREQUEST']._serialized_start=564
-  _globals['_GETREQUEST']._serialized_end=623
-  _globals['_LISTREQUEST']._serialized_start=625
-  _globals['_LISTREQUEST']._serialized_end=719
-  _globals['_LISTRESPONSE']._serialized_start=721
-  _globals['_LISTRESPONSE']._serialized_end=798
-  _globals['_UPDATEREQUEST']._serialized_start=800
-  _globals['_UPDATEREQUEST']._serialized_end=874
-  _globals['_PATCHREQUEST']._serialized_start=876
-  _globals['_PATCHREQUEST']._serialized_end=973
-  _globals['_DELETEREQUEST']._serialized_start=976
-  _globals['_DELETEREQUEST']._serialized_end=1180
-  _globals['_DELETERESPONSE']._serialized_start=1182
-  _globals['_DELETERESPONSE']._serialized_end=1253
-  _globals['_OBJECTRESPONSE']._serialized_start=1255
-  _globals['_OBJECTRESPONSE']._serialized_end=1309
-  _globals['_WATCHREQUEST']._serialized_start=1311
-  _globals['_WATCHREQUEST']._serialized_end=1432
-  _globals['_WATCHEVENT']._serialized_start=1434
-  _globals['_WATCHEVENT']._serialized_end=1498
-  _globals['_DISCOVERYREQUEST']._serialized_start=1500
-  _globals['_DISCOVERYREQUEST']._serialized_end=1518
-  _globals['_APIRESOURCE']._serialized_start=1520
-  _globals['_APIRESOURCE']._serialized_end=1638
-  _globals['_DISCOVERYRESPONSE']._serialized_start=1640
-  _globals['_DISCOVERYRESPONSE']._serialized_end=1730
-  _globals['_API']._serialized_start=1733
-  _globals['_API']._serialized_end=2577
+  _globals['_TOPREQUEST']._serialized_start=133
+  _globals['_TOPREQUEST']._serialized_end=202
+  _globals['_NODETOP']._serialized_start=205
+  _globals['_NODETOP']._serialized_end=344
+  _globals['_PODTOP']._serialized_start=346
+  _globals['_PODTOP']._serialized_end=433
+  _globals['_TOPRESPONSE']._serialized_start=435
+  _globals['_TOPRESPONSE']._serialized_end=542
+  _globals['_CREATEREQUEST']._serialized_start=544
+  _globals['_CREATEREQUEST']._serialized_end=665
+  _globals['_GETREQUEST']._serialized_start=667
+  _globals['_GETREQUEST']._serialized_end=726
+  _globals['_LISTREQUEST']._serialized_start=728
+  _globals['_LISTREQUEST']._serialized_end=822
+  _globals['_LISTRESPONSE']._serialized_start=824
+  _globals['_LISTRESPONSE']._serialized_end=901
+  _globals['_UPDATEREQUEST']._serialized_start=903
+  _globals['_UPDATEREQUEST']._serialized_end=977
+  _globals['_PATCHREQUEST']._serialized_start=979
+  _globals['_PATCHREQUEST']._serialized_end=1076
+  _globals['_DELETEREQUEST']._serialized_start=1079
+  _globals['_DELETEREQUEST']._serialized_end=1283
+  _globals['_DELETERESPONSE']._serialized_start=1285
+  _globals['_DELETERESPONSE']._serialized_end=1356
+  _globals['_OBJECTRESPONSE']._serialized_start=1358
+  _globals['_OBJECTRESPONSE']._serialized_end=1412
+  _globals['_WATCHREQUEST']._serialized_start=1414
+  _globals['_WATCHREQUEST']._serialized_end=1535
+  _globals['_WATCHEVENT']._serialized_start=1537
+  _globals['_WATCHEVENT']._serialized_end=1601
+  _globals['_DISCOVERYREQUEST']._serialized_start=1603
+  _globals['_DISCOVERYREQUEST']._serialized_end=1621
+  _globals['_APIRESOURCE']._serialized_start=1623
+  _globals['_APIRESOURCE']._serialized_end=1741
+  _globals['_DISCOVERYRESPONSE']._serialized_start=1743
+  _globals['_DISCOVERYRESPONSE']._serialized_end=1833
+  _globals['_API']._serialized_start=1836
+  _globals['_API']._serialized_end=2768
 # @@protoc_insertion_point(module_scope)

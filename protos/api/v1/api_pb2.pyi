@@ -1,5 +1,6 @@
 from google.protobuf import any_pb2 as _any_pb2
 from protos.agent.v1 import agent_pb2 as _agent_pb2
+from protos.api.v1 import authorization_pb2 as _authorization_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -55,10 +56,18 @@ class TopResponse(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTop, _Mapping]]] = ..., pods: _Optional[_Iterable[_Union[PodTop, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
-    __slots__ = ("object",)
+    __slots__ = ("object", "subresource", "kind", "namespace", "name")
     OBJECT_FIELD_NUMBER: _ClassVar[int]
+    SUBRESOURCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     object: _any_pb2.Any
-    def __init__(self, object: _Optional[_Union[_any_pb2.Any, _Mapping]] = ...) -> None: ...
+    subresource: str
+    kind: str
+    namespace: str
+    name: str
+    def __init__(self, object: _Optional[_Union[_any_pb2.Any, _Mapping]] = ..., subresource: _Optional[str] = ..., kind: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class GetRequest(_message.Message):
     __slots__ = ("kind", "namespace", "name")

@@ -5,6 +5,7 @@ import warnings
 
 from protos.agent.v1 import agent_pb2 as protos_dot_agent_dot_v1_dot_agent__pb2
 from protos.api.v1 import api_pb2 as protos_dot_api_dot_v1_dot_api__pb2
+from protos.api.v1 import authorization_pb2 as protos_dot_api_dot_v1_dot_authorization__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -94,6 +95,11 @@ class APIStub:
                 '/sampan.api.v1.API/Top',
                 request_serializer=protos_dot_api_dot_v1_dot_api__pb2.TopRequest.SerializeToString,
                 response_deserializer=protos_dot_api_dot_v1_dot_api__pb2.TopResponse.FromString,
+                _registered_method=True)
+        self.AccessReview = channel.unary_unary(
+                '/sampan.api.v1.API/AccessReview',
+                request_serializer=protos_dot_api_dot_v1_dot_authorization__pb2.SubjectAccessReview.SerializeToString,
+                response_deserializer=protos_dot_api_dot_v1_dot_authorization__pb2.SubjectAccessReview.FromString,
                 _registered_method=True)
 
 
@@ -198,6 +204,16 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AccessReview(self, request, context):
+        """AccessReview answers whether a user may do something (`sampan auth can-i`),
+        in status.allowed (see protos/api/v1/authorization.proto): about the caller
+        when spec.user and spec.groups are empty, else about them, which needs
+        create on subjectaccessreviews.authorization.k8s.io. Never stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -260,6 +276,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Top,
                     request_deserializer=protos_dot_api_dot_v1_dot_api__pb2.TopRequest.FromString,
                     response_serializer=protos_dot_api_dot_v1_dot_api__pb2.TopResponse.SerializeToString,
+            ),
+            'AccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AccessReview,
+                    request_deserializer=protos_dot_api_dot_v1_dot_authorization__pb2.SubjectAccessReview.FromString,
+                    response_serializer=protos_dot_api_dot_v1_dot_authorization__pb2.SubjectAccessReview.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -586,6 +607,33 @@ class API:
             '/sampan.api.v1.API/Top',
             protos_dot_api_dot_v1_dot_api__pb2.TopRequest.SerializeToString,
             protos_dot_api_dot_v1_dot_api__pb2.TopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sampan.api.v1.API/AccessReview',
+            protos_dot_api_dot_v1_dot_authorization__pb2.SubjectAccessReview.SerializeToString,
+            protos_dot_api_dot_v1_dot_authorization__pb2.SubjectAccessReview.FromString,
             options,
             channel_credentials,
             insecure,
