@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from control.api import selectors
 from control.auth.authorizer import ALLOW, NO_OPINION, Attributes, Decision
-from control.auth.node_graph import CLAIMS, CONFIG_MAPS, SECRETS, SERVICE_ACCOUNTS, NodeGraph
+from control.auth.node_graph import CLAIMS, CONFIG_MAPS, GONE, SECRETS, SERVICE_ACCOUNTS, NodeGraph
 
 LEASE_NAMESPACE = "kube-node-lease"
 _READ = frozenset({"get", "list", "watch"})
@@ -91,7 +91,9 @@ class NodeAuthorizer:
         writes_status = sub == "status" and verb in ("update", "patch")
         deletes = not sub and verb == "delete"
         if (writes_status or deletes) and attrs.name:
-            if await self.graph.pod_node(attrs.namespace, attrs.name) == node:
+            bound_to = await self.graph.pod_node(attrs.namespace, attrs.name)
+            if bound_to == node or (deletes and bound_to == GONE):
+                # A pod already gone: its last delete (the agent confirming) is answered NotFound.
                 return ALLOW
             return Decision(False, f'pod "{attrs.namespace}/{attrs.name}" is not bound to node "{node}"')
         return Decision(False, f'node "{node}" may only write the status of, and delete, the pods bound to it')

@@ -75,6 +75,10 @@ class PodOnNode:
     references: frozenset[tuple[str, str]]
 
 
+# pod_node's answer for a pod that does not exist (any more).
+GONE = "<gone>"
+
+
 class NodeGraph:
     """The pods bound to nodes and what they reference; ``run`` keeps it current."""
 
@@ -117,7 +121,7 @@ class NodeGraph:
     # ------------------------------------------------------------ questions
 
     async def pod_node(self, namespace: str, name: str) -> str | None:
-        """The node the pod is bound to (None: unbound or no such pod)."""
+        """The node the pod is bound to (None: unbound; GONE: there is no such pod)."""
         bound = self._pods.get((namespace, name))
         if bound is not None:
             return bound.node
@@ -126,7 +130,7 @@ class NodeGraph:
         try:
             pod = await self._resources.get(kinds.by_kind("Pod"), namespace=namespace, name=name)
         except errors.NotFoundError:
-            return None
+            return GONE
         return pod.spec.node_name or None
 
     async def node_uses(self, node: str, resource: str, namespace: str, name: str) -> bool:

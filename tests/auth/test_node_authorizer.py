@@ -140,3 +140,20 @@ async def test_a_secret_used_by_two_pods_stays_readable_while_one_remains(author
 def test_pod_references_name_everything_the_node_reads():
     assert pod_references(WEB) == {("secrets", "tls"), ("secrets", "registry"), ("configmaps", "settings"),
                                    ("persistentvolumeclaims", "data"), ("serviceaccounts", "builder")}
+
+
+class _NoPods:
+    """Stands in for the store: every pod is gone."""
+
+    async def get(self, kind, *, namespace: str, name: str):
+        from control.api import errors
+        raise errors.NotFoundError(f'pods "{name}" not found')
+
+
+async def test_a_node_may_delete_a_pod_already_gone_so_its_confirmation_is_answered_not_found():
+    authorizer = NodeAuthorizer(NodeGraph(resources=_NoPods()))
+    gone = await authorizer.authorize(attrs(NODE_A, "delete", "pods", namespace="shop", name="finished"))
+    assert gone.allowed
+    status = await authorizer.authorize(attrs(NODE_A, "update", "pods", namespace="shop", name="finished",
+                                              subresource="status"))
+    assert not status.allowed
