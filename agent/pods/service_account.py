@@ -10,7 +10,12 @@ read-only in every container:
     /var/run/secrets/kubernetes.io/serviceaccount/namespace  the pod's namespace
 
 (volumes.py publishes them like any projected volume, and a projected
-``serviceAccountToken`` source gets its token here too.) Tokens come from the
+``serviceAccountToken`` source gets its token here too.) A runtime that
+applies no mounts (the process runtime) cannot put them at that path, so its
+containers get the directory where they really are in the environment
+variable ``SAMPAN_SERVICE_ACCOUNT_DIR`` (``TOKEN_DIR_ENV``); a program that
+reads ``${SAMPAN_SERVICE_ACCOUNT_DIR:-/var/run/secrets/kubernetes.io/serviceaccount}``
+works on both. The variable is not set where the mount is applied (containerd). Tokens come from the
 API's TokenRequest, bound to the pod, for an hour unless asked otherwise, and
 are kept per (pod, audience, lifetime); a token past 80% of its life is
 replaced at the pod's next sync, which rewrites the file in place (the pod's
@@ -21,13 +26,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from control.api import errors
+from agent.runtime.base import Mount
 from control.client import Client
 from protos.api.v1 import core_pb2
 
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Where the token directory is, for containers of a runtime that applies no mounts.
+TOKEN_DIR_ENV = "SAMPAN_SERVICE_ACCOUNT_DIR"
 # The volume the agent adds for it (a user volume of this name wins, and then nothing is added).
 TOKEN_VOLUME = "kube-api-access"
 DEFAULT_EXPIRATION_SECONDS = 3600
@@ -43,6 +51,14 @@ class _Held:
     token: str
     issued: float
     expires: float
+
+
+def token_dir_env(mounts: Iterable[Mount]) -> dict[str, str]:
+    """{TOKEN_DIR_ENV: host directory} when a mount puts something at the token path, else {}."""
+    for mount in mounts:
+        if mount.container_path.rstrip("/") == TOKEN_MOUNT_PATH:
+            return {TOKEN_DIR_ENV: mount.host_path}
+    return {}
 
 
 def account_of(pod: core_pb2.Pod) -> str:

@@ -7,7 +7,9 @@ shows), writes the event a user would look for, and asks for a later sync:
 - image, per imagePullPolicy: ErrImageNeverPull, or ErrImagePull and then
   ImagePullBackOff while the pull backs off;
 - environment and mounts: CreateContainerConfigError (retried on a short tick
-  and whenever a ConfigMap or Secret the pod uses changes);
+  and whenever a ConfigMap or Secret the pod uses changes); on a runtime that
+  applies no mounts (the process runtime), the container is told where its
+  service account files really are (service_account.TOKEN_DIR_ENV);
 - create: CreateContainerError; start: RunContainerError (both back off);
 - a failing postStart hook kills the container (FailedPostStartHook).
 """
@@ -25,6 +27,7 @@ from agent.pods.backoff import BackoffTracker
 from agent.pods.env import ConfigSource, ContainerConfigError, expand_all, resolve_env
 from control.recorder import EventRecorder
 from agent.pods.handlers import ActionResult, named_ports, run_exec, run_http_get
+from agent.pods.service_account import token_dir_env
 from agent.pods.status import Waiting
 from agent.pods.volumes import VolumeError, VolumeManager
 from agent.runtime.base import ContainerRuntime, RuntimeError_, SandboxSpec, SandboxStatus
@@ -82,6 +85,7 @@ class ContainerStarter:
         self._host_ip = host_ip
         self._schedule = schedule
         self._not_before: dict[tuple[str, str], float] = {}  # (uid, container) -> epoch seconds
+        self._applies_mounts: bool | None = None  # the runtime's isolation, asked once
 
     def forget_pod(self, uid: str) -> None:
         for key in [k for k in self._not_before if k[0] == uid]:
@@ -107,6 +111,8 @@ class ContainerStarter:
         try:
             env = await resolve_env(pod, container, self._configs, host_ip=self._host_ip, pod_ip=ctx.pod_ip)
             mounts = self._volumes.mounts_for(pod, container, ctx.volume_paths, env)
+            if not await self._runtime_applies_mounts():
+                env = {**token_dir_env(mounts), **env}  # the container's own setting wins
         except (ContainerConfigError, VolumeError, errors.APIError) as err:
             ctx.waiting[name] = Waiting("CreateContainerConfigError", str(err))
             self._events.warning(pod, "Failed", f"Error: {err}", field_path=where)
@@ -133,6 +139,11 @@ class ContainerStarter:
         if container.lifecycle.HasField("post_start"):
             await self._post_start(ctx, container, container_id, where)
         return container_id
+
+    async def _runtime_applies_mounts(self) -> bool:
+        if self._applies_mounts is None:
+            self._applies_mounts = (await self._runtime.info()).isolated
+        return self._applies_mounts
 
     def _failed(self, ctx: StartContext, container: core_pb2.Container, where: str, reason: str,
                 err: Exception, *, key: tuple[str, str]) -> None:

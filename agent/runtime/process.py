@@ -32,7 +32,9 @@ What a process cannot do, by design (``RuntimeInfo.isolated`` is False):
   filesystem, so a container needs an explicit command: an image's
   entrypoint cannot be used.
 - Mounts, resources (no cgroups), tty and stdin are recorded and not applied:
-  the process sees host paths as they are and stdin is /dev/null.
+  the process sees host paths as they are and stdin is /dev/null. (The agent
+  tells such a container where its service account files are instead:
+  $SAMPAN_SERVICE_ACCOUNT_DIR, agent/pods/service_account.py.)
 - A container is its main process's process group: stop kills the group and
   stats add it up, so a process that leaves it (setsid, setpgid) escapes
   both. Memory is resident set size, not a cgroup working set.

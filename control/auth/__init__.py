@@ -12,7 +12,10 @@ the Kubernetes API server's filter chain:
    verb, resource, namespace, name) go to the authorizers in turn; the first
    that allows wins (RBAC is purely additive), else PERMISSION_DENIED naming
    the verb, resource and namespace.
-4. **audit** (``audit.py``): one JSON line per mutating request.
+4. **admission** (``escalation.py``): a write of a Role, ClusterRole or
+   binding may not grant what its writer does not hold (unless the writer
+   holds ``escalate`` or ``bind``), judged on the object about to be stored.
+5. **audit** (``audit.py``): one JSON line per mutating request.
 
 The certificates themselves come from ``pki.py`` (the cluster CA and what it signs).
 Secrets at rest are encrypted with the keys ``encryption.py`` reads (the store

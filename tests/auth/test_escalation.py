@@ -14,7 +14,7 @@ from control.auth.escalation import (
     EscalationCheck, Permission, covers, describe_missing, missing_permissions, permissions,
 )
 from control.auth.identity import CONTROL_PLANE_USER, SYSTEM_MASTERS, authenticated
-from control.auth.rbac import PolicyIndex, RBACAuthorizer, Rule
+from control.auth.rbac import RBACAuthorizer, Rule
 from protos.api.v1 import core_pb2, rbac_pb2
 
 RBAC = "rbac.authorization.k8s.io"
