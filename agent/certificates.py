@@ -84,7 +84,17 @@ def _der_chain(tls: ssl.SSLSocket) -> list[bytes]:
 
 def presented_certificates(server: str, *, timeout: float = 10.0) -> list[x509.Certificate]:
     """The certificates server presents in a TLS handshake that verifies nothing. Nothing but the
-    handshake is sent (an anonymous client certificate included, which the API's server asks for)."""
+    handshake is sent (an anonymous client certificate included, which the API's server asks for).
+    Of several endpoints (HA replicas, comma-separated), the first that answers."""
+    endpoints = [part.strip() for part in server.split(",") if part.strip()]
+    if len(endpoints) > 1:
+        failures = []
+        for endpoint in endpoints:
+            try:
+                return presented_certificates(endpoint, timeout=timeout)
+            except JoinError as err:
+                failures.append(str(err))
+        raise JoinError("; ".join(failures))
     host, port = _split_host_port(server)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False

@@ -37,6 +37,7 @@ from control.client_config import write_config
 from control.controllers.csr_approving import APPROVE, DENY, WAIT, decide
 from control.service import ControlConfig, ControlService, TLSConfig
 from protos.api.v1 import core_pb2
+from tests.support.control import free_port
 from tests.support.runtime_pods import remove_everything
 
 CERT_VALIDITY = dt.timedelta(seconds=12)
@@ -176,6 +177,14 @@ async def test_a_server_presenting_another_ca_never_receives_the_token(tmp_path,
 async def test_the_api_presents_its_ca_after_its_certificate(secure):
     chain = await asyncio.to_thread(presented_certificates, _address(secure))
     assert [c.subject for c in chain] == [secure.pki.load("server").cert.subject, secure.pki.ca.cert.subject]
+
+
+async def test_of_several_endpoints_the_first_that_answers_presents_the_ca(secure):
+    dead = f"127.0.0.1:{free_port()}"
+    chain = await asyncio.to_thread(presented_certificates, f"{dead},{_address(secure)}")
+    assert chain[-1].subject == secure.pki.ca.cert.subject
+    with pytest.raises(JoinError, match="cannot reach the control service at 127.0.0.1"):
+        await asyncio.to_thread(presented_certificates, f"{dead},{dead}")
 
 
 # ------------------------------------------------------------------ refused tokens
