@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2 nftables qemu-system-x86 cpio kmod ipvsadm prometheus)
+DEBIAN_PACKAGES=(python3 python3-venv etcd-server etcd-client containerd runc containernetworking-plugins busybox-static iproute2 nftables qemu-system-x86 cpio kmod ipvsadm prometheus openssh-server openssh-client openssl util-linux)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -11,6 +11,10 @@ Each host is a network namespace on the LAN, and inside it a process that
 - an overlay over /etc, /var/lib and /var/log (upper dirs per host, so what
   one host writes there the others never see), a per-host directory over
   /opt, a tmpfs over /run;
+- the cgroup hierarchies mounted again as this machine has them (``ip netns
+  exec`` gives the namespace a fresh /sys without them, and runc needs them);
+- a default route through the controller's address (as real machines have
+  one; the controller forwards nothing);
 - one sshd on the host's address, with its own host key, key-only root
   login and ``UsePAM no``, which is that process (``sshd -D``), its pid in a
   pidfile.
@@ -59,6 +63,7 @@ Subsystem sftp internal-sftp
 _HOST_INIT = """\
 set -e
 mount --make-rprivate /
+{cgroups}
 for dir in {overlaid}; do
   name=$(echo "$dir" | tr / _)
   mkdir -p "{root}/upper/$name" "{root}/work/$name"
@@ -72,6 +77,26 @@ hostname "{name}"
 echo "{name}" > /etc/hostname
 exec {sshd} -D -e -f "{root}/sshd_config"
 """
+
+
+def _cgroup_mounts() -> str:
+    """Shell lines mounting /sys/fs/cgroup as this machine has it (cgroup v1 hierarchies, v2, or both)."""
+    lines = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            mountpoint = fields[4]
+            if mountpoint != "/sys/fs/cgroup" and not mountpoint.startswith("/sys/fs/cgroup/"):
+                continue
+            fstype, options = fields[fields.index("-") + 1], fields[-1]
+            if fstype == "tmpfs":
+                lines.append(f"mount -t tmpfs -o mode=755 tmpfs {mountpoint}")
+            elif fstype == "cgroup":
+                wanted = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
+                lines.append(f"mkdir -p {mountpoint}; mount -t cgroup -o {wanted} cgroup {mountpoint}")
+            elif fstype == "cgroup2":
+                lines.append(f"mkdir -p {mountpoint}; mount -t cgroup2 cgroup2 {mountpoint}")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -109,12 +134,17 @@ class SshHostLab:
         """A new host named name, with the next address on the LAN, its sshd answering."""
         address = f"{self._prefix}.{len(self.hosts) + 1}"
         self.net.host(name, address=address, pod_gateway=None)
+        # A default route, as real machines have (through the controller, which routes nowhere):
+        # a Service's cluster IP must be routable for the proxy's rules to take the packet.
+        subprocess.run(["ip", "-n", f"{self.net.tag}-{name}", "route", "add", "default", "via", self.controller_address],
+                       check=True, timeout=10)
         host = SshHost(name=name, address=address, netns=f"{self.net.tag}-{name}", root=self.workdir / name)
         host.root.mkdir()
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host.root / "ssh_host_ed25519_key")],
                        check=True, timeout=30)
         (host.root / "sshd_config").write_text(_SSHD_CONFIG.format(address=address, root=host.root, lab=self.workdir))
-        init = _HOST_INIT.format(overlaid=" ".join(OVERLAID), root=host.root, name=name, sshd=SSHD)
+        init = _HOST_INIT.format(overlaid=" ".join(OVERLAID), root=host.root, name=name, sshd=SSHD,
+                                 cgroups=_cgroup_mounts())
         log = open(host.root / "host.log", "wb")
         with log:
             holder = subprocess.Popen(
