@@ -157,8 +157,12 @@ async def test_replace_deletes_the_active_job_and_starts_the_new_one(api, clock)
 
     [new] = await eventually(replaced, what="the old job replaced")
     assert new.metadata.uid != old.metadata.uid
-    status = await cronjob_status(api, "fresh")
-    assert [r.uid for r in status.active] == [new.metadata.uid]
+
+    async def only_the_new_one_active():
+        # The controller writes status after it has created the job: wait for that write.
+        return [r.uid for r in (await cronjob_status(api, "fresh")).active] == [new.metadata.uid]
+
+    await eventually(only_the_new_one_active, what="status.active naming the new job alone")
 
 
 async def test_history_limits_keep_only_the_newest_finished_jobs(api, clock):

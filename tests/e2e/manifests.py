@@ -137,3 +137,29 @@ spec:
   hostNetwork: false
   serviceAccountName: web
 """
+
+
+def spread_web(*, replicas: int = 4, grace_seconds: int = 5) -> str:
+    """A Deployment "web" of sleeping busybox pods that prefers one pod per node
+    (anti-affinity on the hostname), for tests that watch pods move between nodes."""
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: default}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: {grace_seconds}
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              topologyKey: kubernetes.io/hostname
+              labelSelector: {{matchLabels: {{app: web}}}}
+      containers:
+      - {{name: web, image: "busybox:1.36", command: [sleep, "3600"]}}
+"""

@@ -37,6 +37,7 @@ from control.client import Client
 from control.leaderelection import LEASE_NAME, LEASE_NAMESPACE
 from protos.api.v1 import core_pb2
 from tests.support.components import require_binary
+from tests.e2e.manifests import spread_web
 from tests.support.control import ControlServer
 from tests.support.etcd import running_etcd
 from tests.support.runtime_pods import remove_everything
@@ -47,27 +48,7 @@ pytestmark = pytest.mark.etcd
 GRACE_SECONDS = 3
 TOLERATION_SECONDS = 2
 NODES = ("node-a", "node-b")
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      affinity:
-        podAntiAffinity:
-          preferredDuringSchedulingIgnoredDuringExecution:
-          - weight: 100
-            podAffinityTerm:
-              topologyKey: kubernetes.io/hostname
-              labelSelector: {matchLabels: {app: web}}
-      containers:
-      - {name: web, image: "busybox:1.36", command: [sleep, "3600"]}
-"""
+DEPLOYMENT = spread_web(grace_seconds=2)
 
 
 async def eventually(probe, *, timeout: float, what: str):

@@ -25,6 +25,7 @@ from agent.runtime.process import ProcessRuntime
 from agent.service import Agent, AgentConfig
 from control.api import manifest
 from control.client import Client
+from tests.e2e.manifests import spread_web
 from tests.support.control import ControlServer
 from tests.support.runtime_pods import remove_everything
 
@@ -32,27 +33,7 @@ GRACE_SECONDS = 3
 TOLERATION_SECONDS = 2
 NODES = ("node-a", "node-b")
 
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: default}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 5
-      affinity:
-        podAntiAffinity:
-          preferredDuringSchedulingIgnoredDuringExecution:
-          - weight: 100
-            podAffinityTerm:
-              topologyKey: kubernetes.io/hostname
-              labelSelector: {matchLabels: {app: web}}
-      containers:
-      - {name: web, image: "busybox:1.36", command: [sleep, "3600"]}
-"""
+DEPLOYMENT = spread_web(grace_seconds=5)
 
 
 async def eventually(probe, *, timeout: float, what: str):
