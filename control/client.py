@@ -150,9 +150,22 @@ def grpc_target(server: str) -> tuple[str, list[tuple[str, str]]]:
         ("grpc.ssl_target_name_override", first), ("grpc.default_authority", first)]
 
 
+# A call that meets a dead connection (a control replica killed, a restart) is tried again,
+# up to 5 times within a few seconds, by gRPC itself: with several endpoints, on the next
+# one. A write may thus arrive twice when the first answer was lost on its way back; the
+# API's own rules settle it (a create answers AlreadyExists, an update with a
+# resourceVersion Conflict, a delete NotFound; a merge patch applies the same change again).
+_RETRY_SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "sampan.api.v1.API"}],
+    "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+
+
 def _channel(server: str, credentials: ClientCredentials) -> grpc.aio.Channel:
     server, target_options = grpc_target(server)
-    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES), *target_options]
+    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES), *target_options,
+               ("grpc.enable_retries", 1), ("grpc.service_config", _RETRY_SERVICE_CONFIG)]
     if not credentials.tls:
         return grpc.aio.insecure_channel(server, options=options)
     cert, key = credentials.cert, credentials.key

@@ -28,6 +28,7 @@ from control.server.certificate_requests import stamp_requester
 from control.server.gate import RequestGate, RequestInfo
 from control.server.metrics import ControlMetrics
 from control.server.resources import ResourceService, unpack_object
+from control.store.base import StoreUnavailableError
 from control.store.encryption import ValueTransformError
 from control.server.token_request import TokenRequests
 from protos.api.v1 import api_pb2, authorization_pb2, core_pb2
@@ -220,6 +221,10 @@ def undecryptable(verb: str, err: ValueTransformError) -> errors.InternalError:
     return errors.InternalError(f"Internal error occurred: {err}")
 
 
+def store_unavailable(err: StoreUnavailableError) -> errors.UnavailableError:
+    return errors.UnavailableError(f"the control service's store is unavailable ({err}); try again")
+
+
 async def abort_with_error(context: grpc.aio.ServicerContext, err: errors.APIError) -> None:
     metadata = [(errors.REASON_METADATA_KEY, err.reason)]
     retry_after = getattr(err, "retry_after_seconds", None)
@@ -254,6 +259,9 @@ def _unary(
         except ValueTransformError as err:
             code = grpc.StatusCode.INTERNAL
             await abort_with_error(context, undecryptable(verb, err))
+        except StoreUnavailableError as err:
+            code = grpc.StatusCode.UNAVAILABLE
+            await abort_with_error(context, store_unavailable(err))
         except Exception:
             code = grpc.StatusCode.INTERNAL
             log.exception("%s failed", verb)
@@ -293,6 +301,9 @@ async def serve_stream(
     except ValueTransformError as err:
         code = grpc.StatusCode.INTERNAL
         await abort_with_error(context, undecryptable(verb, err))
+    except StoreUnavailableError as err:  # a watch whose store connection broke: the client watches again
+        code = grpc.StatusCode.UNAVAILABLE
+        await abort_with_error(context, store_unavailable(err))
     except Exception:
         code = grpc.StatusCode.INTERNAL
         log.exception("%s failed", verb)

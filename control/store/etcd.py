@@ -67,7 +67,16 @@ from control.store.base import (
 
 DEFAULT_PORT = 2379
 _CONNECTION_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-_CHANNEL_OPTIONS = {"grpc.max_receive_message_length": 2**31 - 1}
+_CHANNEL_OPTIONS = {
+    "grpc.max_receive_message_length": 2**31 - 1,
+    # A member that dies without closing its connections (its host gone, a partition) would
+    # leave watches waiting forever: pings find such a connection dead within seconds. etcd
+    # accepts a ping every 5 s at most (--grpc-keepalive-min-time).
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 5_000,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.max_pings_without_data": 0,
+}
 _COMPACTED_MESSAGE = "required revision has been compacted"
 _FUTURE_MESSAGE = "required revision is a future revision"
 _NOT_CONNECTED_MESSAGE = "failed to connect to all addresses"  # gRPC core's message

@@ -48,6 +48,7 @@ class ControlServer:
         self.python_args = python_args
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "control.log"
+        self._started = False
 
     @property
     def address(self) -> str:
@@ -58,16 +59,30 @@ class ControlServer:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self, *, timeout: float = 20.0) -> "ControlServer":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, *self.python_args, "-m", "control.cli.main", "control",
-             "--store", self.store_url, "--listen", self.address,
-             "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self._security_args(), *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
-        self._wait_serving(timeout)
-        return self
+        """Start the process and wait until it serves. On a first start whose ports another
+        process took meanwhile (free_port only finds ports free a moment ago), new ports are
+        chosen; a restart keeps its ports, as tests that restart on the same address need."""
+        for attempt in range(3):
+            log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+            log = open(self.log_path, "ab")
+            self.process = subprocess.Popen(
+                [sys.executable, *self.python_args, "-m", "control.cli.main", "control",
+                 "--store", self.store_url, "--listen", self.address,
+                 "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self._security_args(), *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            log.close()
+            try:
+                self._wait_serving(timeout)
+            except RuntimeError:
+                taken = "Address already in use" in self.log()[log_start:]
+                if self._started or not taken or attempt == 2:
+                    raise
+                self.port, self.metrics_port = free_port(), free_port()
+                continue
+            self._started = True
+            return self
+        raise AssertionError("unreachable")
 
     def _security_args(self) -> list[str]:
         if not self.tls:
