@@ -24,7 +24,7 @@ from control.auth.fairness import SYSTEM, WORKLOAD, FairnessConfig, Limiter
 from control.auth.identity import CONTROL_PLANE_USER, authenticated, node_user
 from control.client import Client, ClientCredentials
 from control.server.gate import RequestGate
-from control.service import ControlConfig, ControlService, TLSConfig
+from control.service import ControlConfig, ControlService
 from protos.api.v1 import api_pb2, api_pb2_grpc, core_pb2
 from tests.support.static_tokens import StaticTokens, bearer
 
@@ -181,26 +181,22 @@ async def test_a_flood_from_one_user_is_refused_while_a_node_renews_its_lease(ga
 
 
 @pytest.fixture
-async def secure(tmp_path):
-    svc = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None, tls=TLSConfig(pki_dir=tmp_path / "pki")))
-    await svc.start()
-    held = HeldConfigMapReads(svc._resources.store)
-    svc._resources.store = held
-    yield svc, held
+async def held_secure(secure):
+    """The shared TLS service (tests/auth/conftest.py), its ConfigMap reads held in the store."""
+    held = HeldConfigMapReads(secure._resources.store)
+    secure._resources.store = held
+    yield secure, held
     held.release.set()
-    await svc.stop()
 
 
 def credentials_for(svc: ControlService, pair: pki.CertKey) -> ClientCredentials:
     return ClientCredentials(ca=svc.pki.ca_pem, cert=pair.cert_pem, key=pair.key_pem)
 
 
-async def test_over_tls_a_flooding_admin_is_refused_and_a_node_keeps_its_lease(secure) -> None:
+async def test_over_tls_a_flooding_admin_is_refused_and_a_node_keeps_its_lease(held_secure) -> None:
     """The service's own gate (certificates, RBAC and node authorizers, the default bound of
     100 per user): the admin's 1,000 reads of a ConfigMap, held in the store, fill 100 places."""
-    svc, held = secure
+    svc, held = held_secure
     address = f"127.0.0.1:{svc.port}"
     node_pair = pki.issue(svc.pki.ca, common_name="system:node:n1", organizations=["system:nodes"])
     async with Client.connect(address, credentials=credentials_for(svc, svc.pki.load("admin"))) as admin, \

@@ -35,9 +35,10 @@ from control.auth.node_pki import CLIENT, SERVING, NodePKI
 from control.client import Client, ClientCredentials
 from control.client_config import write_config
 from control.controllers.csr_approving import APPROVE, DENY, WAIT, decide
-from control.service import ControlConfig, ControlService, TLSConfig
+from control.service import ControlService
 from protos.api.v1 import core_pb2
 from tests.support.control import free_port
+from tests.support.secure_control import secure_service
 from tests.support.runtime_pods import remove_everything
 
 CERT_VALIDITY = dt.timedelta(seconds=12)
@@ -47,13 +48,8 @@ CERT_VALIDITY = dt.timedelta(seconds=12)
 async def secure(tmp_path):
     # The service's own certificates live a year; what the signer issues lives CERT_VALIDITY.
     pki.ClusterPKI(tmp_path / "pki").ensure(server_names=["127.0.0.1"])
-    svc = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None,
-        tls=TLSConfig(pki_dir=tmp_path / "pki", cert_validity=CERT_VALIDITY)))
-    await svc.start()
-    yield svc
-    await svc.stop()
+    async with secure_service(tmp_path, cert_validity=CERT_VALIDITY) as svc:
+        yield svc
 
 
 def _address(svc: ControlService) -> str:

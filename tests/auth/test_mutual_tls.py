@@ -16,18 +16,8 @@ from cryptography.hazmat.primitives import hashes
 from control.api import errors
 from control.auth import pki
 from control.client import Client, ClientCredentials
-from control.service import ControlConfig, ControlService, TLSConfig
+from control.service import ControlService
 from protos.api.v1 import core_pb2
-
-
-@pytest.fixture
-async def secure(tmp_path):
-    svc = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None, tls=TLSConfig(pki_dir=tmp_path / "pki")))
-    await svc.start()
-    yield svc
-    await svc.stop()
 
 
 def _credentials(svc: ControlService, pair: pki.CertKey) -> ClientCredentials:

@@ -18,20 +18,10 @@ from control.auth import pki
 from control.auth.bootstrap_policy import AUTOUPDATE_ANNOTATION, ensure_bootstrap_policy
 from control.client import Client, ClientCredentials
 from control.client_config import write_config
-from control.service import ControlConfig, ControlService, TLSConfig
+from control.service import ControlService
 from protos.api.v1 import core_pb2, rbac_pb2
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
-
-
-@pytest.fixture
-async def secure(tmp_path):
-    svc = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None, tls=TLSConfig(pki_dir=tmp_path / "pki")))
-    await svc.start()
-    yield svc
-    await svc.stop()
 
 
 def _connect(svc: ControlService, credentials: ClientCredentials) -> Client:

@@ -13,30 +13,13 @@ import grpc
 import pytest
 
 from control.api import errors
-from control.auth import pki
-from control.client import Client, ClientCredentials
-from control.service import ControlConfig, ControlService, TLSConfig
+from control.client import Client
+from tests.support.secure_control import user_client
 from protos.api.v1 import core_pb2, rbac_pb2
 
 RBAC = "rbac.authorization.k8s.io"
 WRITE_RBAC = (["create", "update", "patch", "get", "list"], [RBAC], ["roles", "rolebindings"])
 NOT_HELD = "is attempting to grant RBAC permissions not currently held:\n"
-
-
-@pytest.fixture
-async def secure(tmp_path):
-    svc = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None, tls=TLSConfig(pki_dir=tmp_path / "pki")))
-    await svc.start()
-    yield svc
-    await svc.stop()
-
-
-def _client(svc: ControlService, name: str, groups: list[str]) -> Client:
-    pair = pki.issue(svc.pki.ca, common_name=name, organizations=groups)
-    return Client.connect(f"127.0.0.1:{svc.port}", timeout=10, credentials=ClientCredentials(
-        ca=svc.pki.ca_pem, cert=pair.cert_pem, key=pair.key_pem))
 
 
 def _role(name: str, *rules, namespace: str = "team-a") -> rbac_pb2.Role:
@@ -67,8 +50,8 @@ async def _until_allowed(api: Client, **attributes: str) -> None:
 @pytest.fixture
 async def team(secure):
     """alice: edit in team-a; bob: view in team-a; both may write Roles and RoleBindings there."""
-    admin = _client(secure, "sampan-admin", ["system:masters"])
-    alice, bob = _client(secure, "alice", ["dev"]), _client(secure, "bob", ["dev"])
+    admin = user_client(secure, "sampan-admin", ["system:masters"])
+    alice, bob = user_client(secure, "alice", ["dev"]), user_client(secure, "bob", ["dev"])
     namespace = core_pb2.Namespace(api_version="v1", kind="Namespace")
     namespace.metadata.name = "team-a"
     await admin.create(namespace)

@@ -12,13 +12,11 @@ import grpc
 import pytest
 
 from control.api import errors, manifest
-from control.auth import pki
 from control.auth.authorizer import AlwaysAllow
 from control.auth.tokens import API_AUDIENCE, ServiceAccountTokenAuthenticator, TokenSigner
-from control.client import Client, ClientCredentials
 from control.server.gate import RequestGate
 from control.server.token_request import StoredObjects
-from control.service import ControlConfig, ControlService, TLSConfig
+from tests.support.secure_control import user_client
 from tests.agent.pods.support import eventually
 
 
@@ -119,30 +117,14 @@ def _bound(pod):
 # ------------------------------------------------------------ over mutual TLS, as a node
 
 
-@pytest.fixture
-async def secure(tmp_path):
-    svc = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None, tls=TLSConfig(pki_dir=tmp_path / "pki")))
-    await svc.start()
-    yield svc
-    await svc.stop()
-
-
-def _client(svc: ControlService, common_name: str, groups: tuple[str, ...]) -> Client:
-    pair = pki.issue(svc.pki.ca, common_name=common_name, organizations=groups)
-    return Client.connect(f"127.0.0.1:{svc.port}", timeout=10, credentials=ClientCredentials(
-        ca=svc.pki.ca_pem, cert=pair.cert_pem, key=pair.key_pem))
-
-
 def _node(name: str):
     return manifest.to_message({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
 
 
 async def test_a_node_reads_only_what_its_pods_use_and_writes_only_its_own_node(secure, tmp_path):
     assert (tmp_path / "pki" / "sa.key").exists()
-    admin = _client(secure, "sampan-admin", ("system:masters",))
-    node_a = _client(secure, "system:node:node-a", ("system:nodes",))
+    admin = user_client(secure, "sampan-admin", ("system:masters",))
+    node_a = user_client(secure, "system:node:node-a", ("system:nodes",))
     try:
         await node_a.create(_node("node-a"))
         await admin.create(_node("node-b"))

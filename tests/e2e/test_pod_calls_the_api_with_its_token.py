@@ -29,7 +29,7 @@ from control.api import manifest
 from control.auth.node_pki import NodePKI, issue_node
 from control.auth.pki import ClusterPKI
 from control.client import Client, ClientCredentials
-from control.service import ControlConfig, ControlService, TLSConfig
+from tests.support.secure_control import secure_service
 from tests.agent.pods.support import eventually
 from tests.support.runtime_pods import UNSERVED_SCHEDULER, remove_everything
 
@@ -67,30 +67,26 @@ asyncio.run(main())
 @pytest.fixture
 async def cluster(tmp_path: Path):
     """The control service with TLS, its admin client, and an agent for NODE with node certificates."""
-    service = ControlService(ControlConfig(
-        store_url=f"sqlite:///{tmp_path}/state.db", listen="127.0.0.1:0", metrics_listen="",
-        shutdown_grace=0.2, leader_election=None, tls=TLSConfig(pki_dir=tmp_path / "pki")))
-    await service.start()
-    address = f"127.0.0.1:{service.port}"
-    node_pki = NodePKI(tmp_path / "node-pki")
-    issue_node(ClusterPKI(tmp_path / "pki"), node_pki, node_name=NODE, addresses=["127.0.0.1"])
-    data_dir = tmp_path / "agent"
-    agent = Agent(AgentConfig(server=address, node_name=NODE, data_dir=str(data_dir), runtime="process",
-                              node_ip="127.0.0.1", metrics_listen="", listen="127.0.0.1:0", pod_routes=False,
-                              tls=node_pki, backoff_initial=0.5, backoff_max=2.0))
-    own = service.pki.load("admin")
-    admin = Client.connect(address, timeout=10, credentials=ClientCredentials(
-        ca=service.pki.ca_pem, cert=own.cert_pem, key=own.key_pem))
-    try:
-        await agent.start()
-        yield admin, address
-    finally:
-        await admin.close()
-        with contextlib.suppress(Exception):
-            await agent.stop()
-        # Pods outlive their agent by design: stop every process the test started.
-        await remove_everything(ProcessRuntime(str(data_dir / "process-runtime")))
-        await service.stop()
+    async with secure_service(tmp_path) as service:
+        address = f"127.0.0.1:{service.port}"
+        node_pki = NodePKI(tmp_path / "node-pki")
+        issue_node(ClusterPKI(tmp_path / "pki"), node_pki, node_name=NODE, addresses=["127.0.0.1"])
+        data_dir = tmp_path / "agent"
+        agent = Agent(AgentConfig(server=address, node_name=NODE, data_dir=str(data_dir), runtime="process",
+                                  node_ip="127.0.0.1", metrics_listen="", listen="127.0.0.1:0", pod_routes=False,
+                                  tls=node_pki, backoff_initial=0.5, backoff_max=2.0))
+        own = service.pki.load("admin")
+        admin = Client.connect(address, timeout=10, credentials=ClientCredentials(
+            ca=service.pki.ca_pem, cert=own.cert_pem, key=own.key_pem))
+        try:
+            await agent.start()
+            yield admin, address
+        finally:
+            await admin.close()
+            with contextlib.suppress(Exception):
+                await agent.stop()
+            # Pods outlive their agent by design: stop every process the test started.
+            await remove_everything(ProcessRuntime(str(data_dir / "process-runtime")))
 
 
 def _object(kind: str, name: str, api_version: str = "v1", **fields):
