@@ -10,7 +10,6 @@ left alone (the API refuses new content in it anyway).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Hashable
 
 from google.protobuf.message import Message

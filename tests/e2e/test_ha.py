@@ -201,31 +201,24 @@ async def test_the_cluster_carries_on_when_its_leader_is_killed_and_an_etcd_memb
         config_map = core_pb2.ConfigMap(api_version="v1", kind="ConfigMap", data={"written": "after"})
         config_map.metadata.name, config_map.metadata.namespace = "after-etcd-member-stopped", "default"
 
-        async def written():
+        async def written(write) -> bool:
+            """write() went through; False while the store's failover holds it (UNAVAILABLE, or
+            past the client's deadline), to be tried again."""
             try:
-                await api.create(config_map)
+                await write()
             except errors.AlreadyExistsError:
                 return True  # a retried create whose first answer was lost
             except errors.APIError as err:
-                # The store's failover can hold a write past the client's deadline: not yet.
                 if err.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     return False
                 raise
             return True
 
-        await eventually(written, timeout=120, what="a write with an etcd member down")
+        await eventually(lambda: written(lambda: api.create(config_map)), timeout=120,
+                         what="a write with an etcd member down")
         print(f"first write {time.monotonic() - stopped_at:.1f}s after the etcd member stopped")
-
-        async def scaled_down():
-            try:
-                await scale(api, 2)
-            except errors.APIError as err:
-                if err.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    return False
-                raise
-            return True
-
-        await eventually(scaled_down, timeout=120, what="the Deployment's scale written with an etcd member down")
+        await eventually(lambda: written(lambda: scale(api, 2)), timeout=120,
+                         what="the Deployment's scale written with an etcd member down")
 
         async def two_left():
             # The controllers' writes: the ReplicaSet scaled down and all but two pods deleted.
