@@ -22,6 +22,8 @@ from control.service import ControlConfig, ControlService
 from tests.support.components import require_binary
 from tests.support.etcd import EtcdCluster, running_etcd
 
+pytest_plugins = ["tests.support.watch_jitter"]
+
 
 @pytest.fixture(scope="session")
 def etcd_cluster() -> Iterator[EtcdCluster]:

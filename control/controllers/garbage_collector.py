@@ -24,6 +24,11 @@ object whose ownerReferences or deletion state changed, an owner waiting
 for its dependents when one of them changes, the dependents of an object
 that disappeared. ``reconcile`` looks at one uid.
 
+Removing a finalizer cannot be undone, and the caches of different kinds lag
+behind the store by different amounts: before the collector lets an owner go
+it lists the owner's namespace from the API, and waits while a dependent the
+cache has not seen yet is there.
+
 Owners are identified by uid, never by name: an owner deleted and created
 again under the same name is another owner, and its predecessor's
 dependents are collected. An owner that is not in the cache may simply not
@@ -55,6 +60,8 @@ FOREGROUND = "foregroundDeletion"
 # Owner uids known to be gone (uids are never reused, so this never goes stale).
 _REMEMBERED_ABSENT = 65536
 _WRITE_RETRIES = 5
+# An owner whose dependents the caches have not all seen yet looks again this soon.
+_CATCH_UP_SECONDS = 0.1
 
 
 class OwnerState(enum.Enum):
@@ -186,28 +193,55 @@ class GarbageCollector:
             return None
         obj = tracked.obj
         if deleting_with(obj, ORPHAN):
-            await self._orphan_dependents(tracked)
-        elif deleting_with(obj, FOREGROUND):
-            await self._delete_dependents(tracked)
-        elif obj.metadata.owner_references and not obj.metadata.HasField("deletion_timestamp"):
+            return await self._orphan_dependents(tracked)
+        if deleting_with(obj, FOREGROUND):
+            return await self._delete_dependents(tracked)
+        if obj.metadata.owner_references and not obj.metadata.HasField("deletion_timestamp"):
             await self._collect_if_ownerless(tracked)
         return None
 
     def _dependents_of(self, uid: str) -> list[Tracked]:
         return [self.objects[d] for d in sorted(self.dependents.get(uid, ())) if d in self.objects]
 
-    async def _orphan_dependents(self, owner: Tracked) -> None:
+    async def _orphan_dependents(self, owner: Tracked) -> float | None:
         for dependent in self._dependents_of(owner.uid):
             await self._remove_references(dependent, {owner.uid})
+        if await self._unseen_dependents(owner, blocking=False):
+            return _CATCH_UP_SECONDS
         await self._remove_finalizer(owner, ORPHAN)
+        return None
 
-    async def _delete_dependents(self, owner: Tracked) -> None:
+    async def _delete_dependents(self, owner: Tracked) -> float | None:
         # The ones holding the owner first; each decides for itself: deleted, or kept by another owner.
         dependents = sorted(self._dependents_of(owner.uid), key=lambda d: not blocks(d.obj, owner.uid))
         for dependent in dependents:
             self.queue.add(dependent.uid)
-        if not any(blocks(dependent.obj, owner.uid) for dependent in dependents):
-            await self._remove_finalizer(owner, FOREGROUND)
+        if any(blocks(dependent.obj, owner.uid) for dependent in dependents):
+            return None  # looked at again when one of them changes
+        if await self._unseen_dependents(owner, blocking=True):
+            return _CATCH_UP_SECONDS
+        await self._remove_finalizer(owner, FOREGROUND)
+        return None
+
+    async def _unseen_dependents(self, owner: Tracked, *, blocking: bool) -> bool:
+        """Whether the API holds a dependent of owner (one blocking it, if blocking) that the cache lacks.
+
+        Removing the finalizer cannot be undone, and the caches of other kinds
+        may lag behind the owner's (a dependent created a moment before the
+        owner's deletion): so before that step the store itself is asked.
+        """
+        namespace = owner.obj.metadata.namespace
+        for kind in self.kinds:
+            if namespace and not kind.namespaced:
+                continue  # a namespaced owner cannot own cluster-scoped objects
+            items, _ = await self.api.list(kind, namespace=namespace if kind.namespaced else "")
+            for obj in items:
+                refs = [ref for ref in obj.metadata.owner_references if ref.uid == owner.uid]
+                if any(ref.block_owner_deletion for ref in refs) if blocking else refs:
+                    log.info("%s %s/%s waits for %s %s/%s, not yet in the cache", owner.kind.kind, namespace,
+                             owner.obj.metadata.name, kind.kind, obj.metadata.namespace, obj.metadata.name)
+                    return True
+        return False
 
     async def _collect_if_ownerless(self, dependent: Tracked) -> None:
         meta = dependent.obj.metadata

@@ -177,9 +177,20 @@ class PodLog:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
+        if exc[0] is None:
+            await eventually(self._caught_up)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+    async def _caught_up(self) -> bool:
+        """Whether the log has seen every pod as the API holds it now (its stream may lag behind)."""
+        items, _ = await self.api.list("Pod", namespace="default")
+        listed = {pod.metadata.name: pod.metadata.resource_version for pod in items}
+        present = {pod.metadata.name: pod for pod in self.initial}
+        for _type, _pod, present in self.states():
+            pass
+        return listed == {name: pod.metadata.resource_version for name, pod in present.items()}
 
     async def _watch(self, revision: str) -> None:
         async for event in self.api.watch("Pod", namespace="default", resource_version=revision):

@@ -87,7 +87,7 @@ async def test_ordered_ready_creates_each_pod_only_after_the_lower_ones_are_runn
             lower = [f"web-{i}" for i in range(ordinal(pod))]
             assert all(n in present and is_ready(present[n]) and present[n].status.phase == "Running"
                        for n in lower), f"{pod.metadata.name} created before {lower} were ready"
-    status = await get_status(api)
+    status = await eventually(lambda: _status_where(api, ready=3, current=3))  # written after the pods change
     assert (status.replicas, status.ready_replicas, status.available_replicas) == (3, 3, 3)
     assert status.current_revision == status.update_revision != ""
 
