@@ -54,6 +54,8 @@ COMPONENT = "cronjob-controller"
 MISSED_TIMES_WARNING = 100
 # Looking again this long after a scheduled time, so the clock has surely passed it.
 _AFTER_DUE = 0.1
+# Deleting a Job that others write meanwhile: attempts before the pass fails (and is retried).
+_DELETE_ATTEMPTS = 5
 
 
 def job_name(cronjob_name: str, scheduled: float) -> str:
@@ -181,7 +183,7 @@ class CronJobController:
                 continue  # no limit
             jobs = sorted((job for job in finished if _finished_as(job) == outcome), key=_age_order)
             for job in jobs[:max(0, len(jobs) - getattr(cronjob.spec, field))]:
-                await self._delete_job(cronjob, job)
+                await self._delete_job(cronjob, _reference(job))
 
     # ------------------------------------------------------------ steps 3 to 5
 
@@ -213,9 +215,7 @@ class CronJobController:
             return again
         if status.active and policy == "Replace":
             for ref in list(status.active):
-                job = self.jobs.get(ref.namespace, ref.name)
-                if job is not None and job.metadata.uid == ref.uid:
-                    await self._delete_job(cronjob, job)
+                await self._delete_job(cronjob, ref)
             del status.active[:]
         job = await self._create_job(cronjob, due)
         if job is not None and all(ref.uid != job.metadata.uid for ref in status.active):
@@ -241,17 +241,30 @@ class CronJobController:
         self.recorder.normal(cronjob, "SuccessfulCreate", f"Created job {created.metadata.name}")
         return created
 
-    async def _delete_job(self, cronjob: batch_pb2.CronJob, job: batch_pb2.Job) -> None:
-        try:
-            found, gone = await self.api.delete("Job", job.metadata.name, namespace=job.metadata.namespace,
-                                                uid=job.metadata.uid, propagation_policy="Background")
-        except (errors.NotFoundError, errors.ConflictError):
-            return
+    async def _delete_job(self, cronjob: batch_pb2.CronJob, ref: meta_pb2.ObjectReference) -> None:
+        """Delete the Job ref names (that uid), whether or not the Job cache has caught up with it.
+
+        A conflict from a concurrent write to the Job (its controller writing
+        status) is tried again: Replace must never start a new Job beside the old.
+        """
+        for _ in range(_DELETE_ATTEMPTS):
+            try:
+                found, gone = await self.api.delete("Job", ref.name, namespace=ref.namespace, uid=ref.uid,
+                                                    propagation_policy="Background")
+            except errors.NotFoundError:
+                return
+            except errors.ConflictError:
+                if not await self._still_exists(ref):
+                    return  # replaced by another Job of that name: ours is gone
+                continue
+            break
+        else:
+            raise errors.ConflictError(f"job {ref.name} keeps changing; it could not be deleted")
         if gone:
             self.jobs.assume_deleted(found)
         else:
             self.jobs.assume(found)
-        self.recorder.normal(cronjob, "SuccessfulDelete", f"Deleted job {job.metadata.name}")
+        self.recorder.normal(cronjob, "SuccessfulDelete", f"Deleted job {ref.name}")
 
     async def _write_status(self, cronjob: batch_pb2.CronJob, status: batch_pb2.CronJobStatus) -> None:
         if status == cronjob.status:

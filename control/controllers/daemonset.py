@@ -30,7 +30,19 @@ Each pass of ``reconcile`` (level-triggered, one DaemonSet at a time):
    maxSurge it starts the new pod next to the old one (at most maxSurge
    nodes at a time) and deletes the old pod once the new one is available.
    OnDelete only replaces pods someone deleted;
-4. truncates the revision history and writes the status.
+4. creates and deletes as decided, but first asks the API (not the cache)
+   for the DaemonSet's pods: a node where it shows a pod the cache does
+   not (``_drop_unseen``) gets no new pod in this pass;
+5. truncates the revision history and writes the status, counting for
+   each node its oldest live pod (a terminating one only if it is the
+   node's only pod).
+
+The re-check of step 4 is there because the caches of different kinds lag
+by different amounts: a DaemonSet created right after a pod it should adopt
+can be seen before that pod, and an adoption written over a stale copy of
+the pod fails; either way the cache shows the node without a pod. Deletions
+need no such check: one decided on a stale copy is refused by the API
+(uid precondition) or, at worst, replaced in the next pass.
 
 Before each pass the DaemonSet claims its pods and revisions
 (control/controllers/ownership.py): it adopts orphans its selector matches
@@ -50,10 +62,11 @@ from typing import Hashable
 
 from control.api import errors
 from control.api.deployments import scaled_value
+from control.api.selectors import from_label_selector_message
 from control.controllers.history import (
     REVISION_HASH_LABEL, claim_and_revise, history_limit, revision_hash, truncate_history,
 )
-from control.controllers.informers import queue_key_of, queue_owner_of
+from control.controllers.informers import controller_uid, queue_key_of, queue_owner_of
 from control.controllers.manager import ControllerContext
 from control.controllers.pods import (
     is_available, is_ready, is_terminating, pod_from_template, ready_since,
@@ -80,6 +93,9 @@ HOST_NETWORK_TOLERATION = core_pb2.Toleration(
     key="node.kubernetes.io/network-unavailable", operator="Exists", effect="NoSchedule")
 FAILED_POD_BACKOFF = 1.0
 FAILED_POD_BACKOFF_MAX = 900.0
+# A node skipped because the API showed a pod the cache did not is looked at again
+# by that pod's watch event; this is the latest it is looked at otherwise.
+UNSEEN_POD_RECHECK = 1.0
 
 
 # ------------------------------------------------------------ which nodes, which pods
@@ -228,6 +244,7 @@ class DaemonSetController:
         changes = self._manage(ds, verdicts, hash_)
         if not changes.create_on and not changes.delete and _strategy(ds) == "RollingUpdate":
             self._rolling_update(ds, verdicts, hash_, changes)
+        await self._drop_unseen(ds, changes)
         failures = await self._apply(ds, changes, hash_)
 
         pods = self._pods_by_node(ds)
@@ -375,6 +392,27 @@ class DaemonSetController:
 
     # ------------------------------------------------------------ writes
 
+    async def _drop_unseen(self, ds: apps_pb2.DaemonSet, changes: _Changes) -> None:
+        """Step 4's re-check: no pod for a node where the API shows one of ds's pods the cache does not.
+
+        "One of ds's pods" is one it controls or an orphan it would adopt
+        (its selector matches, not being deleted). Every pod on the node
+        the cache knows was part of the decision (the old pod next to a
+        surge pod, say); only one it does not know stops the creation.
+        """
+        if not changes.create_on:
+            return
+        selector = from_label_selector_message(ds.spec.selector)
+        live, _ = await self.api.list("Pod", namespace=ds.metadata.namespace, label_selector=str(selector))
+        known = {p.metadata.uid for p in self.pods.owned_by(ds.metadata.uid)}
+        unseen_on = {target_node(p) for p in live if p.metadata.uid not in known and (
+            controller_uid(p) == ds.metadata.uid or (not controller_uid(p) and not is_terminating(p)))}
+        if unseen_on & set(changes.create_on):
+            log.info("%s/%s: the API shows pods the cache does not yet on %s; not creating there now",
+                     ds.metadata.namespace, ds.metadata.name, sorted(unseen_on & set(changes.create_on)))
+            changes.create_on = [node for node in changes.create_on if node not in unseen_on]
+            changes.look_again_in(UNSEEN_POD_RECHECK)
+
     async def _apply(self, ds: apps_pb2.DaemonSet, changes: _Changes, hash_: str) -> list[Exception]:
         """Create and delete as decided; returns the failures (the pass is retried with backoff)."""
         failures: list[Exception] = []
@@ -427,7 +465,9 @@ class DaemonSetController:
             if not on_node:
                 continue
             counts["current"] += 1
-            pod = _oldest_first(on_node)[0]
+            # An extra pod being deleted next to a live one is on its way out (it may be
+            # the older by name alone: creation times have whole seconds); the live one counts.
+            pod = _oldest_first([p for p in on_node if not is_terminating(p)] or on_node)[0]
             if is_ready(pod):
                 counts["ready"] += 1
                 if is_available(pod, ds.spec.min_ready_seconds, now):

@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Hashable, Iterable
 
 from google.protobuf.message import Message
@@ -62,6 +63,8 @@ _REMEMBERED_ABSENT = 65536
 _WRITE_RETRIES = 5
 # An owner whose dependents the caches have not all seen yet looks again this soon.
 _CATCH_UP_SECONDS = 0.1
+# A snapshot of the store's owner references serves the questions of this many seconds.
+_SNAPSHOT_KEPT_SECONDS = 10.0
 
 
 class OwnerState(enum.Enum):
@@ -69,6 +72,22 @@ class OwnerState(enum.Enum):
     ABSENT = "absent"  # deleted, or replaced by another object of the same name
     DELETING_DEPENDENTS = "deleting dependents"  # being deleted in the foreground
     UNKNOWN = "unknown"  # a kind this API does not serve: never collect on a guess
+
+
+@dataclass
+class _Snapshot:
+    """Objects by the uids of their owners, as the store held them at revision (see ``_snapshot``)."""
+
+    taken: float
+    revision: int = 0
+    dependents: dict[str, list[tuple[kinds.Kind, Message]]] = field(default_factory=dict)
+
+
+def _version(obj: Message) -> int:
+    try:
+        return int(obj.metadata.resource_version or 0)
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,7 @@ class GarbageCollector:
         self.objects: dict[str, Tracked] = {}
         self.dependents: dict[str, set[str]] = {}
         self._absent: OrderedDict[str, None] = OrderedDict()
+        self._snapshots: dict[str, _Snapshot] = {}
         self.kinds = list(kinds.all_kinds())
         for kind in self.kinds:
             ctx.informers.get(kind.kind).add_handler(self._handler(kind))
@@ -224,24 +244,56 @@ class GarbageCollector:
         return None
 
     async def _unseen_dependents(self, owner: Tracked, *, blocking: bool) -> bool:
-        """Whether the API holds a dependent of owner (one blocking it, if blocking) that the cache lacks.
+        """Whether the store holds a dependent of owner (one blocking it, if blocking) the cache lacks.
 
-        Removing the finalizer cannot be undone, and the caches of other kinds
-        may lag behind the owner's (a dependent created a moment before the
-        owner's deletion): so before that step the store itself is asked.
+        Asked before a finalizer is removed: the caches of other kinds may lag
+        behind the owner's (a dependent created a moment before the owner's
+        deletion), and that step cannot be undone.
         """
         namespace = owner.obj.metadata.namespace
+        snapshot = await self._snapshot(namespace, since=_version(owner.obj))
+        waiting = [(kind, obj) for kind, obj in snapshot.dependents.get(owner.uid, ())
+                   if not blocking or blocks(obj, owner.uid)]
+        if not waiting:
+            return False
+        kind, obj = waiting[0]
+        log.info("%s %s/%s waits for %s %s/%s, not yet in the cache", owner.kind.kind, namespace,
+                 owner.obj.metadata.name, kind.kind, obj.metadata.namespace, obj.metadata.name)
+        self._snapshots.pop(namespace, None)  # look at the store afresh next time
+        return True
+
+    async def _has_dependents(self, tracked: Tracked) -> bool:
+        """Whether anything names tracked as its owner: in the cache or, failing that, in the store."""
+        if self.dependents.get(tracked.uid):
+            return True
+        snapshot = await self._snapshot(tracked.obj.metadata.namespace, since=_version(tracked.obj))
+        return bool(snapshot.dependents.get(tracked.uid))
+
+    async def _snapshot(self, namespace: str, *, since: int) -> "_Snapshot":
+        """Every object of one namespace ("" for all) by owner uid, as the store held them at or after since.
+
+        One snapshot serves many questions: a foreground deletion of a
+        ReplicaSet asks about each of its pods, created before the snapshot.
+        """
+        now = time.monotonic()
+        for stale in [ns for ns, held in self._snapshots.items() if now - held.taken > _SNAPSHOT_KEPT_SECONDS]:
+            del self._snapshots[stale]  # not kept in memory once the deletions that asked are done
+        held = self._snapshots.get(namespace)
+        if held is not None and held.revision >= since:
+            return held
+        snapshot = _Snapshot(taken=now)
+        revisions = []
         for kind in self.kinds:
             if namespace and not kind.namespaced:
                 continue  # a namespaced owner cannot own cluster-scoped objects
-            items, _ = await self.api.list(kind, namespace=namespace if kind.namespaced else "")
+            items, revision = await self.api.list(kind, namespace=namespace if kind.namespaced else "")
+            revisions.append(int(revision or 0))
             for obj in items:
-                refs = [ref for ref in obj.metadata.owner_references if ref.uid == owner.uid]
-                if any(ref.block_owner_deletion for ref in refs) if blocking else refs:
-                    log.info("%s %s/%s waits for %s %s/%s, not yet in the cache", owner.kind.kind, namespace,
-                             owner.obj.metadata.name, kind.kind, obj.metadata.namespace, obj.metadata.name)
-                    return True
-        return False
+                for ref in obj.metadata.owner_references:
+                    snapshot.dependents.setdefault(ref.uid, []).append((kind, obj))
+        snapshot.revision = min(revisions, default=0)
+        self._snapshots[namespace] = snapshot
+        return snapshot
 
     async def _collect_if_ownerless(self, dependent: Tracked) -> None:
         meta = dependent.obj.metadata
@@ -255,7 +307,7 @@ class GarbageCollector:
             return
         # No owner remains. Under a foreground deletion, a dependent with dependents of its own goes in
         # the foreground too, so its owner waits for the whole subtree.
-        foreground = OwnerState.DELETING_DEPENDENTS in states.values() and bool(self.dependents.get(dependent.uid))
+        foreground = OwnerState.DELETING_DEPENDENTS in states.values() and await self._has_dependents(dependent)
         log.info("deleting %s %s/%s: no owner remains", dependent.kind.kind, meta.namespace, meta.name)
         try:
             await self.api.delete(dependent.kind, meta.name, namespace=meta.namespace, uid=meta.uid,

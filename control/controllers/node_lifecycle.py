@@ -30,7 +30,11 @@ compared with ours. Every ``node_monitor_period`` one pass (``monitor``):
    one. When every node of every zone is unhealthy, the fault is most likely
    the control plane's own network, not the nodes: no node is tainted
    NoExecute, the ones that were are untainted, and once any node is heard
-   from again every node gets a fresh grace period.
+   from again every node gets a fresh grace period. The zone state is that
+   of one pass: nodes falling silent together but noticed a pass apart leave
+   the first noticed tainted until the pass that sees them all (Kubernetes
+   alike; the default five-minute tolerations outlast that). A NoExecute
+   taint is added only if the live node's Ready still calls for it.
 """
 
 from __future__ import annotations
@@ -388,6 +392,10 @@ class NodeLifecycleController:
             try:
                 node = await self.api.get("Node", name)
             except errors.NotFoundError:
+                return
+            if effect == "NoExecute" and keys and no_execute_taint(node) not in keys:
+                # Decided on a cached Ready that the live node no longer has (its agent reported meanwhile):
+                # a NoExecute taint evicts, so it waits for the next pass, which sees the news.
                 return
             kept = [t for t in node.spec.taints if not (t.effect == effect and t.key in managed and t.key not in keys)]
             present = {t.key for t in kept if t.effect == effect}

@@ -17,7 +17,9 @@ eviction is cancelled because the taints went away.
 
 Handlers only queue pod keys: a pod's own change, and every pod of a node
 whose taints changed. ``reconcile`` decides for one pod and, when its
-eviction lies ahead, asks to be called again then.
+eviction lies ahead, asks to be called again then. Before deleting, it reads
+the node from the API: a cache that has not yet heard a taint was removed
+must not evict for it.
 """
 
 from __future__ import annotations
@@ -130,8 +132,24 @@ class TaintEvictionController:
         remaining = since + limit - now
         if remaining > 0:
             return remaining
+        if not await self._node_agrees(pod.spec.node_name, taints):
+            # The taints changed (e.g. removed when every node went silent) and this cache has not heard yet:
+            # the watch event on its way queues the node's pods again, and they are judged then.
+            return None
         await self._evict(pod)
         return None
+
+    async def _node_agrees(self, node_name: str, taints: list[Message]) -> bool:
+        """Whether the live node still has exactly the NoExecute taints this cache decided on.
+
+        A deletion cannot be undone, so it is not made on a cached taint that
+        may already be gone; one GET per eviction is cheap.
+        """
+        try:
+            live = await self.api.get("Node", node_name)
+        except errors.NotFoundError:
+            return False  # no node: the pod garbage collector's case, not a taint's
+        return no_execute_taints(live) == taints
 
     async def _evict(self, pod: Message) -> None:
         meta = pod.metadata

@@ -4,8 +4,10 @@ Covers: one pod per eligible node, placed by the scheduler through a
 ``metadata.name`` node affinity, with the daemon tolerations; nodeSelector,
 taints and cordoning; following node label and taint changes and new nodes;
 RollingUpdate within maxUnavailable, and with maxSurge; OnDelete; failed pods
-replaced, with a doubling backoff per node; adoption of an orphan pod; the
-status counts.
+replaced, with a doubling backoff per node; adoption of an orphan pod, and
+no second pod on a node where the API shows one the controller's cache has
+not seen yet; the status counts (a node's live pod, not an extra one being
+deleted).
 
 Nodes are API objects written by the test and no agent runs the pods: the
 stand-in kubelet of tests/controllers/stand_in_kubelet.py (a fake) marks bound
@@ -17,11 +19,13 @@ from __future__ import annotations
 import pytest
 
 from control.api.manifest import to_message
-from control.controllers.daemonset import DAEMON_TOLERATIONS, DaemonSetController, _Changes, target_node
+from control.controllers.daemonset import (
+    DAEMON_TOLERATIONS, UNSEEN_POD_RECHECK, DaemonSetController, _Changes, daemon_pod, target_node,
+)
 from control.controllers.history import REVISION_HASH_LABEL
 from control.controllers.informers import Informers
 from control.controllers.manager import ControllerContext
-from control.controllers.pods import is_ready, is_terminating
+from control.controllers.pods import is_ready, is_terminating, owner_reference
 from tests.controllers.stand_in_kubelet import (
     PodLog, StandInKubelet, add_ready_node, eventually, mark_failed, mark_ready, set_image, workload,
 )
@@ -155,6 +159,7 @@ async def test_rolling_update_keeps_within_max_unavailable_at_every_moment(api):
         await api.create(workload("DaemonSet", "agent",
                                   updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}}))
         await eventually(lambda: _status_where(api, available=4))
+        await eventually(lambda: _log_shows_ready_pods_on(log, nodes))  # its watch may lag behind the status
         old_hash = (await daemon_pods(api))[0].metadata.labels[REVISION_HASH_LABEL]
         start = len(log.events)
 
@@ -185,6 +190,7 @@ async def test_rolling_update_with_max_surge_starts_the_new_pod_before_removing_
         await api.create(workload("DaemonSet", "agent", updateStrategy={
             "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}))
         await eventually(lambda: _status_where(api, available=3))
+        await eventually(lambda: _log_shows_ready_pods_on(log, nodes))  # its watch may lag behind the status
         start = len(log.events)
 
         await set_image(api, "DaemonSet", "agent", "busybox:2")
@@ -256,6 +262,14 @@ async def _nodes_are(api, expected: set[str]) -> bool:
     return {target_node(p) for p in pods} == expected and len(pods) == len(expected)
 
 
+async def _log_shows_ready_pods_on(log, nodes: list[str]) -> bool:
+    """Whether the log's latest state has a ready, live pod on each node (the invariants start from there)."""
+    present = {pod.metadata.name: pod for pod in log.initial}
+    for _type, _pod, present in log.states():
+        pass
+    return {target_node(p) for p in present.values() if is_ready(p) and not is_terminating(p)} == set(nodes)
+
+
 async def _bound_on(api, node: str):
     pods = await daemon_pods(api)
     return next((p for p in pods if p.spec.node_name == node), None)
@@ -319,3 +333,70 @@ def test_replacing_failed_pods_on_a_node_backs_off_doubling_until_the_template_c
     assert decide(failed_pod("c")) == ([], pytest.approx(0.5))  # the delay has doubled to 2 s
     ds.metadata.generation = 2
     assert decide(failed_pod("c")) == (["c"], None)  # a new template is tried at once
+
+
+async def test_no_pod_is_created_on_a_node_where_the_api_shows_one_the_cache_has_not_seen_yet():
+    """The re-check before creating, alone: a controller whose pod cache lags, over an API that answers one list."""
+    ds = workload("DaemonSet", "agent")
+    ds.metadata.uid = "uid-1"
+    other = workload("DaemonSet", "other")
+    other.metadata.uid = "uid-2"
+
+    def pod(name, node, *, owner=None, deleting=False):
+        made = daemon_pod(ds, node)
+        made.metadata.name, made.metadata.uid = name, f"uid-{name}"
+        del made.metadata.owner_references[:]
+        if owner is not None:
+            made.metadata.owner_references.append(owner_reference(owner))
+        if deleting:
+            made.metadata.deletion_timestamp = "2024-01-01T00:00:00Z"
+        return made
+
+    known_old = pod("known-old", "n5", owner=ds)  # the old pod a surge pod is to join
+    live = [pod("orphan", "n1"), pod("ours-unseen", "n2", owner=ds), pod("orphan-deleting", "n3", deleting=True),
+            pod("others", "n4", owner=other), known_old]
+
+    class ListOnlyAPI:
+        async def list(self, kind, *, namespace="", label_selector="", field_selector=""):
+            assert (kind, namespace, label_selector) == ("Pod", "default", "app in (agent)")
+            return live, "1"
+
+    controller = DaemonSetController(ControllerContext(api=ListOnlyAPI(), informers=Informers(None)))
+    controller.pods.assume(known_old)
+    changes = _Changes(create_on=["n1", "n2", "n3", "n4", "n5", "n6"])
+
+    await controller._drop_unseen(ds, changes)
+
+    assert changes.create_on == ["n3", "n4", "n5", "n6"]  # n1 waits for the adoption, n2 for the cache
+    assert changes.again == UNSEEN_POD_RECHECK
+
+
+async def test_the_status_counts_the_live_pod_of_a_node_not_an_extra_one_being_deleted():
+    """Status alone: an extra pod being deleted that sorts first (same creation second, name) does not hide a ready one."""
+    ds = workload("DaemonSet", "agent")
+    ds.metadata.uid, ds.metadata.generation = "uid-1", 1
+
+    def bound_pod(name, *, ready=False, deleting=False):
+        made = daemon_pod(ds, "n1")
+        made.metadata.name, made.metadata.creation_timestamp = name, "2024-01-01T00:00:00Z"
+        made.spec.node_name = "n1"
+        if ready:
+            made.status.phase = "Running"
+            made.status.conditions.add(type="Ready", status="True", last_transition_time="2024-01-01T00:00:01Z")
+        if deleting:
+            made.metadata.deletion_timestamp = "2024-01-01T00:00:02Z"
+        return made
+
+    written = []
+
+    class StatusOnlyAPI:
+        async def update_status(self, obj):
+            written.append(obj.status)
+            return obj
+
+    controller = DaemonSetController(ControllerContext(api=StatusOnlyAPI(), informers=Informers(None)))
+    pods = {"n1": [bound_pod("agent-9extra", deleting=True), bound_pod("agent-orphan", ready=True)]}
+
+    await controller._write_status(ds, {"n1": (True, True)}, pods, "hash", 0)
+
+    assert [(s.current_number_scheduled, s.number_ready, s.number_available) for s in written] == [(1, 1, 1)]

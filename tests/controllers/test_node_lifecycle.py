@@ -11,7 +11,10 @@ those tolerating it for good never; the default toleration follows
 --default-toleration-seconds; a node heard from again loses the taints;
 Ready False, pressure and cordoning give their taints; tainting is rate
 limited; and when every node is silent nothing is evicted until one is heard
-from again.
+from again. Two steps that end in an eviction are checked against the API,
+not only the cache: a NoExecute taint for a node whose agent reported
+meanwhile, and an eviction for a taint already removed (controllers driven by
+hand over caches the test fills).
 The zone arithmetic, the toleration rule and ``sampan control``'s flags are
 checked as plain functions.
 """
@@ -28,9 +31,10 @@ from agent.node import LEASE_NAMESPACE, MachineFacts, NodeIdentity, NodeLease, N
 from control.api import errors
 from control.cli.main import build_parser
 from control.client import Client
-from control.controllers.manager import ControllerOptions
-from control.controllers.node_lifecycle import TokenBucket, ZoneState, eviction_rate, zone_state
-from control.controllers.taint_eviction import toleration_limit
+from control.controllers.informers import Informers
+from control.controllers.manager import ControllerContext, ControllerOptions
+from control.controllers.node_lifecycle import NodeLifecycleController, TokenBucket, ZoneState, eviction_rate, zone_state
+from control.controllers.taint_eviction import TaintEvictionController, toleration_limit
 from control.service import ControlConfig, ControlService, node_lifecycle_from_args
 from protos.api.v1 import core_pb2
 
@@ -329,13 +333,23 @@ async def test_no_evictions_while_every_node_is_silent(api, agents):
     first = await agents("first")
     second = await agents("second")
     await api.create(bound_pod("web", "first", tolerations=(unreachable_toleration(0),)))
-    await first.go_silent()
+    # Nodes falling silent together are not always noticed in one monitor pass (their last heartbeats, and
+    # when the controller saw them, differ). The first one noticed is then one silent node of two, no
+    # disruption, and is rightly tainted NoExecute (Kubernetes does the same). So the node without pods
+    # goes silent first and is tainted; the pod's node goes silent last, and is noticed only when every node is.
     await second.go_silent()
+    await wait_for_taint(api, "second", UNREACHABLE_NO_EXECUTE)
+    await first.go_silent()
 
     async def both_unknown():
         return all([ready(await node(api, n)) == "Unknown" for n in ("first", "second")])
 
     await eventually(both_unknown, what="both nodes Unknown")
+
+    async def second_untainted():
+        return UNREACHABLE_NO_EXECUTE not in taints(await node(api, "second"))
+
+    await eventually(second_untainted, what="the NoExecute taint removed once every node is silent")
     await passes()
     for name in ("first", "second"):
         current = await node(api, name)
@@ -346,6 +360,90 @@ async def test_no_evictions_while_every_node_is_silent(api, agents):
     second.beat()
     await wait_for_taint(api, "first", UNREACHABLE_NO_EXECUTE)
     await eventually(lambda: terminating(api, "web"), what="the pod evicted once the disruption is partial")
+
+
+# ---------------------------------------------------------------- decisions checked against the API
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def quiet_api(tmp_path):
+    """A service whose own node controller never marks a node Unknown nor taints it NoExecute, so a
+    controller the test drives by hand over a cache it fills is the only one deciding."""
+    svc = await start_service(tmp_path, controller_options={"node_monitor_grace_period": 3600.0,
+                                                            "node_eviction_rate": 0.0})
+    async with Client.connect(f"127.0.0.1:{svc.port}") as client:
+        yield client
+    await svc.stop()
+
+
+async def node_with_ready(api: Client, name: str, status: str) -> core_pb2.Node:
+    created = core_pb2.Node(api_version="v1", kind="Node")
+    created.metadata.name = name
+    created = await api.create(created)
+    created.status.conditions.add(type="Ready", status=status, last_heartbeat_time="2024-01-01T00:00:00Z")
+    return await api.update_status(created)
+
+
+def with_ready(node_obj: core_pb2.Node, status: str) -> core_pb2.Node:
+    changed = core_pb2.Node()
+    changed.CopyFrom(node_obj)
+    next(c for c in changed.status.conditions if c.type == "Ready").status = status
+    return changed
+
+
+async def test_no_no_execute_taint_for_a_node_ready_again_before_the_cache_knows(quiet_api):
+    """Informers never started: the cache (filled by hand) says Ready Unknown, the API says True."""
+    api = quiet_api
+    clock = Clock()
+    informers = Informers(api)
+    controller = NodeLifecycleController(
+        ControllerContext(api, informers, ControllerOptions(node_eviction_rate=1.0)), clock=clock)
+    controller.nodes.assume(await node_with_ready(api, "healthy", "True"))
+    stale = await node_with_ready(api, "stale", "True")
+    controller.nodes.assume(with_ready(stale, "Unknown"))
+    await controller.monitor()
+    assert UNREACHABLE_NO_EXECUTE not in taints(await node(api, "stale")), "the live node is Ready"
+
+    # The same pass taints once the API agrees (a second later, the zone's bucket has a token again).
+    controller.nodes.assume(await api.update_status(with_ready(await node(api, "stale"), "Unknown")))
+    clock.now += 1.0
+    await controller.monitor()
+    assert UNREACHABLE_NO_EXECUTE in taints(await node(api, "stale"))
+
+
+async def test_no_eviction_for_a_taint_gone_before_the_cache_knows(quiet_api):
+    """Informers never started: the cache (filled by hand) has a NoExecute taint the API no longer has."""
+    api = quiet_api
+    clock = Clock()
+    informers = Informers(api)
+    controller = TaintEvictionController(ControllerContext(api, informers, ControllerOptions()), clock=clock)
+    live = await node_with_ready(api, "worker", "True")
+    cached = core_pb2.Node()
+    cached.CopyFrom(live)
+    cached.spec.taints.add(key="maintenance", effect="NoExecute")
+    controller.nodes.assume(cached)
+    pod = await api.create(bound_pod("web", "worker", tolerations=(
+        {"key": "maintenance", "operator": "Exists", "effect": "NoExecute", "toleration_seconds": 3600},)))
+    controller.pods.assume(pod)
+    assert await controller.reconcile(("default", "web")) == 3600
+    clock.now += 3601
+    assert await controller.reconcile(("default", "web")) is None
+    assert not await terminating(api, "web"), "the live node has no taint"
+
+    # Once the API has the taint too, the same pod, past its toleration, is evicted.
+    tainted = await node(api, "worker")
+    tainted.spec.taints.add(key="maintenance", effect="NoExecute")
+    controller.nodes.assume(await api.update(tainted))
+    assert await controller.reconcile(("default", "web")) is None
+    assert await terminating(api, "web")
 
 
 # ---------------------------------------------------------------- the rules, as functions
