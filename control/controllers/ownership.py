@@ -16,9 +16,12 @@ as Kubernetes' ClaimObjects does:
   name, never adopts with a stale uid.
 
 Every write is compare-and-swap on the dependent's resourceVersion from the
-cache: if someone changed it meanwhile (another controller adopted it first),
-the write fails, the dependent is left out of this pass, and its change event
-brings the controller back with fresh data.
+cache. A release that loses the race leaves the dependent out of this pass
+(its change event brings the controller back with fresh data). An adoption
+that loses it fails the whole pass with ConflictError, retried shortly, as
+Kubernetes' ClaimObjects does: the cache held an older copy of the orphan,
+and a pass that went on without it would create a replacement for a pod
+that exists.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ async def _write(api: Client, informer: Informer, changed: Message, *, what: str
         written = await api.update(changed)
     except (errors.ConflictError, errors.NotFoundError, errors.InvalidError) as err:
         log.info("could not %s %s/%s: %s", what, changed.metadata.namespace, changed.metadata.name, err)
+        if what == "adopt" and isinstance(err, errors.ConflictError):
+            raise
         return None
     informer.assume(written)
     return written

@@ -12,7 +12,10 @@ retried after an exponential backoff (``base_delay`` doubling up to
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Awaitable, Callable, Hashable
+
+from control.api import errors
 
 
 class WorkQueue:
@@ -85,7 +88,8 @@ async def run_workers(
     """Run reconcile(key) for queued keys until cancelled.
 
     reconcile returns None when done, or seconds after which to look again; an
-    exception requeues the key with backoff.
+    exception requeues the key with backoff (a ConflictError, a lost write
+    race, without a traceback).
     """
 
     async def worker() -> None:
@@ -95,9 +99,10 @@ async def run_workers(
                 again = await reconcile(key)
             except asyncio.CancelledError:
                 raise
+            except errors.ConflictError as err:  # a write raced another: look again with fresh data
+                logging.getLogger(__name__).info("reconcile %r: %s; retrying", key, err)
+                queue.requeue_with_backoff(key)
             except Exception:
-                import logging
-
                 logging.getLogger(__name__).exception("reconcile %r failed; retrying", key)
                 queue.requeue_with_backoff(key)
             else:

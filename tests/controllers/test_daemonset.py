@@ -372,7 +372,7 @@ async def test_no_pod_is_created_on_a_node_where_the_api_shows_one_the_cache_has
 
 
 async def test_the_status_counts_the_live_pod_of_a_node_not_an_extra_one_being_deleted():
-    """Status alone: an extra pod being deleted that sorts first (same creation second, name) does not hide a ready one."""
+    """Status alone: an extra pod being deleted that sorts first (same second, then name) hides no ready one."""
     ds = workload("DaemonSet", "agent")
     ds.metadata.uid, ds.metadata.generation = "uid-1", 1
 
