@@ -146,6 +146,34 @@ class ContainerdLayout:
         return self.workdir / "cni" / "ipam"
 
 
+def foreign_pod_interfaces(layout: ContainerdLayout, network: PodNetwork, *,
+                           sys_class_net: Path = Path("/sys/class/net")) -> list[str]:
+    """The interfaces on the pods' bridge that another instance's pods hold.
+
+    host-local hands out addresses from the allocations in this instance's
+    own directory. Pods of an earlier instance with another directory (an
+    earlier ``sampan up`` with another data dir) still on the bridge hold
+    addresses this one would hand out again: two pods with one address. When
+    this instance has allocated nothing yet, every interface on the bridge is
+    another's.
+    """
+    ports = sys_class_net / network.bridge / "brif"
+    if not ports.is_dir():
+        return []
+    allocations = layout.ipam_dir / network.bridge
+    if allocations.is_dir() and any(_is_address(entry.name) for entry in allocations.iterdir()):
+        return []
+    return sorted(entry.name for entry in ports.iterdir())
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class CRIStatus:
     """What a containerd's CRI says of itself (``status``)."""

@@ -59,6 +59,7 @@ from agent.bootstrap.containerd import (
     PrivateContainerd,
     cri_status,
     ensure_images,
+    foreign_pod_interfaces,
 )
 from agent.bootstrap.images import PAUSE_IMAGE
 from agent.bootstrap.runtime_choice import CONTAINERD, HostFacts, RuntimeChoice, RuntimeUnavailable, choose_runtime
@@ -259,8 +260,16 @@ def _prepare_runtime(args: argparse.Namespace, *, data_dir: Path, cluster: _Clus
 
 def _start_private_containerd(args: argparse.Namespace, *, layout: ContainerdLayout, data_dir: Path,
                               cluster: _Cluster) -> None:
+    network = PodNetwork(subnet=args.pod_cidr, bridge=args.pod_bridge)
+    foreign = foreign_pod_interfaces(layout, network)
+    if foreign:
+        raise CommandError(
+            f"error: bridge {args.pod_bridge} already has {len(foreign)} pod interface(s) ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}) of a cluster with another data dir; this one would hand out "
+            f"their addresses again. Delete that cluster's pods first, or give this one another "
+            f"--pod-bridge and --pod-cidr")
     daemon = PrivateContainerd(layout, binary="containerd", ctr_binary="ctr", image_cache=data_dir / "images",
-                               network=PodNetwork(subnet=args.pod_cidr, bridge=args.pod_bridge))
+                               network=network)
     child = cluster.adopt("containerd", log=layout.log_path)
     try:
         with cluster.signals.deferred():  # a Ctrl-C waits for start() to return (at most its timeout)
