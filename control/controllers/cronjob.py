@@ -54,8 +54,6 @@ COMPONENT = "cronjob-controller"
 MISSED_TIMES_WARNING = 100
 # Looking again this long after a scheduled time, so the clock has surely passed it.
 _AFTER_DUE = 0.1
-# Deleting a Job that others write meanwhile: attempts before the pass fails (and is retried).
-_DELETE_ATTEMPTS = 5
 
 
 def job_name(cronjob_name: str, scheduled: float) -> str:
@@ -244,22 +242,18 @@ class CronJobController:
     async def _delete_job(self, cronjob: batch_pb2.CronJob, ref: meta_pb2.ObjectReference) -> None:
         """Delete the Job ref names (that uid), whether or not the Job cache has caught up with it.
 
-        A conflict from a concurrent write to the Job (its controller writing
-        status) is tried again: Replace must never start a new Job beside the old.
+        A conflict not explained by the Job being gone fails the pass (it is
+        retried): Replace must never start a new Job beside the old one.
         """
-        for _ in range(_DELETE_ATTEMPTS):
-            try:
-                found, gone = await self.api.delete("Job", ref.name, namespace=ref.namespace, uid=ref.uid,
-                                                    propagation_policy="Background")
-            except errors.NotFoundError:
-                return
-            except errors.ConflictError:
-                if not await self._still_exists(ref):
-                    return  # replaced by another Job of that name: ours is gone
-                continue
-            break
-        else:
-            raise errors.ConflictError(f"job {ref.name} keeps changing; it could not be deleted")
+        try:
+            found, gone = await self.api.delete("Job", ref.name, namespace=ref.namespace, uid=ref.uid,
+                                                propagation_policy="Background")
+        except errors.NotFoundError:
+            return
+        except errors.ConflictError:
+            if await self._still_exists(ref):
+                raise
+            return  # replaced by another Job of that name: ours is gone
         if gone:
             self.jobs.assume_deleted(found)
         else:

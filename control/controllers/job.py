@@ -125,6 +125,7 @@ class JobController:
         self._failures: dict[str, _Failures] = {}
         # Pods deleted by this controller's writes whose DELETED the pod watch
         # has not delivered yet: pod uid -> its Job's uid (see the module docstring).
+        # An entry goes with that DELETED, or with the Job at the latest.
         self._unseen_deletions: dict[str, str] = {}
 
     async def run(self) -> None:
@@ -354,7 +355,6 @@ class JobController:
                 raise
             self.pods.assume(created)
             self.recorder.normal(job, "SuccessfulCreate", f"Created pod: {created.metadata.name}")
-            log.info("DEBUGX created %s rv=%s for job rv=%s", created.metadata.name, created.metadata.resource_version, job.metadata.resource_version)
         return None
 
     def _backoff_remaining(self, job: batch_pb2.Job, now: float) -> float:
@@ -393,11 +393,11 @@ class JobController:
         changed.status.CopyFrom(status)
         try:
             written = await self.api.update_status(changed)
-        except Exception as err:
-            log.info("DEBUGX status write of %s failed: %r", job.metadata.name, err)
-            raise
-        if self.jobs.get(job.metadata.namespace, job.metadata.name) is None:
-            log.info("DEBUGX job %s resurrected by assume", job.metadata.name)
+        except errors.NotFoundError:
+            # Deleted while this pass worked from a cache that had not heard yet; its
+            # deletion event ends the Job's story (and releases its pods).
+            log.debug("job %s/%s is gone; its status stays unwritten", job.metadata.namespace, job.metadata.name)
+            return job
         self.jobs.assume(written)
         return written
 

@@ -375,7 +375,10 @@ class ResourceService:
                 return await self._delete_once(kind, current, kv, grace_period_seconds, force,
                                                gc_finalizers(kind, current.metadata.finalizers, propagation_policy))
             except errors.ConflictError:
-                if uid or resource_version:
+                # Another write got in between: read again. A uid precondition is checked
+                # again on that read (as Kubernetes does), so a delete "of this object" is
+                # not refused because someone changed the object meanwhile.
+                if resource_version:
                     raise
         raise conflict(kind, name)
 

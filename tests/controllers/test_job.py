@@ -5,7 +5,8 @@ finalizer); completions with parallelism (never more pods running than
 allowed); the backoff limit for restartPolicy Never (failed pods) and
 OnFailure (container restarts); the delay before replacing failed pods;
 activeDeadlineSeconds; suspend and resume; finished pods counted once even
-when deleted at once; a running pod deleted counts as failed and is
+when deleted at once, and when a lagging pod watch brings back a stale copy
+of one already counted and gone; a running pod deleted counts as failed and is
 replaced; less parallelism deletes pods without counting failures; Jobs
 without completions; Indexed completion mode; a deleted Job's pods released;
 each pod counted once whatever step a stopped controller left it at (state
@@ -89,6 +90,7 @@ async def test_five_completions_two_at_a_time_complete_without_ever_running_more
             await finish(api, pods[0], "Succeeded")
             await eventually(lambda: _counted(api, "batch", finished), what=f"{finished} succeeded")
         job = await job_condition(api, "batch", "Complete")
+        await watched.caught_up()
     assert (watched.most_running, watched.seen) == (2, 5)
     assert (job.status.succeeded, job.status.failed, job.status.active) == (5, 0, 0)
     assert condition(job, "Complete") == ("True", "CompletionsReached")
@@ -104,6 +106,7 @@ class PodsAtOnce:
     def __init__(self, api, job: str) -> None:
         self.api, self.job = api, job
         self.running: dict[str, bool] = {}
+        self.versions: dict[str, int] = {}
         self.most_running = 0
         self._task: asyncio.Task | None = None
 
@@ -116,6 +119,14 @@ class PodsAtOnce:
         self._task = asyncio.create_task(self._follow(revision))
         return self
 
+    async def caught_up(self) -> None:
+        """Wait until the watch has delivered every pod of the Job as the API holds it now (watches lag)."""
+        async def seen_all():
+            pods = await job_pods(self.api, self.job)
+            return all(self.versions.get(p.metadata.name, 0) >= int(p.metadata.resource_version) for p in pods)
+
+        await eventually(seen_all, what=f"the watch on job {self.job}'s pods caught up")
+
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
@@ -126,6 +137,7 @@ class PodsAtOnce:
             pod = event.object
             if any(r.kind == "Job" and r.name == self.job for r in pod.metadata.owner_references):
                 self.running[pod.metadata.name] = event.type != "DELETED" and bool(running([pod]))
+                self.versions[pod.metadata.name] = int(pod.metadata.resource_version)
                 self.most_running = max(self.most_running, sum(self.running.values()))
 
 
@@ -246,6 +258,62 @@ async def test_a_finished_pod_deleted_at_once_is_still_counted(api):
     job = await job_condition(api, "quick", "Complete")
     assert job.status.succeeded == 2 and job.status.failed == 0
     await eventually(lambda: _no_pods(api, "quick"), what="the deleted pods gone once counted")
+
+
+class HeldPodEvents:
+    """Makes the pod watches in this process lag: events past a resourceVersion wait until let through."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.through: int | None = None  # None: nothing held
+        self._moved = asyncio.Condition()
+        plain = Client.watch
+        gate = self
+
+        async def watch(client, kind, **kwargs):
+            async for event in plain(client, kind, **kwargs):
+                if kind == "Pod":
+                    await gate._wait_for(int(event.object.metadata.resource_version or 0))
+                yield event
+
+        monkeypatch.setattr(Client, "watch", watch)
+
+    async def _wait_for(self, version: int) -> None:
+        async with self._moved:
+            await self._moved.wait_for(lambda: self.through is None or version <= self.through)
+
+    async def let_through(self, version: int | None) -> None:
+        """Deliver the held events up to version (None: all, and hold nothing more)."""
+        async with self._moved:
+            self.through = version
+            self._moved.notify_all()
+
+
+async def test_a_stale_event_about_a_pod_counted_and_gone_does_not_count_it_again(tmp_path, monkeypatch):
+    """The pod watch lags: the controller counts a pod deleted at once and removes its finalizer (so
+    it goes); only then comes the older event of the pod's deletion, finalizer still on, and later
+    the event saying it is gone."""
+    held = HeldPodEvents(monkeypatch)  # before the service starts its watches
+    service = await start_batch_service(tmp_path, MovableClock())
+    try:
+        async with Client.connect(f"127.0.0.1:{service.port}") as api:
+            await api.create(job_manifest("lagging", completions=1))
+            [pod] = await pods_running(api, "lagging", 1)
+            await held.let_through(int(pod.metadata.resource_version))
+            await finish(api, pod, "Succeeded")
+            succeeded = await api.get("Pod", pod.metadata.name, namespace=NAMESPACE)
+            marked, _ = await api.delete("Pod", pod.metadata.name, namespace=NAMESPACE)
+            assert tracked(marked)  # held by the finalizer until counted
+            await held.let_through(int(succeeded.metadata.resource_version))  # the success, not the deletion
+            await eventually(lambda: _counted(api, "lagging", 1), what="the pod counted")
+            await eventually(lambda: _no_pods(api, "lagging"), what="the pod gone once counted")
+            await held.let_through(int(marked.metadata.resource_version))  # the deletion's stale event
+            await asyncio.sleep(0.3)  # passes at a 0.05 s recheck: the stale copy must not count again
+            assert (await get_job(api, "lagging")).status.succeeded == 1
+            await held.let_through(None)
+            job = await job_condition(api, "lagging", "Complete")
+            assert (job.status.succeeded, job.status.failed) == (1, 0)
+    finally:
+        await service.stop()
 
 
 async def test_a_running_pod_deleted_counts_as_failed_and_is_replaced(api):
