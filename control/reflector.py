@@ -102,6 +102,8 @@ class Reflector(Generic[T]):
         key = self._key(obj)
         old = self.items.get(key)
         if event_type == "DELETED":
+            if old is not None and old.metadata.uid and old.metadata.uid != obj.metadata.uid:
+                return  # the name holds a newer object already (one a controller assumed): keep it
             if old is not None:
                 del self.items[key]
             self._on_change(old or obj, None)

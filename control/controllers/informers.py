@@ -15,12 +15,16 @@ A controller that writes an object can ``assume`` the result at once, so its
 next pass sees the write before the watch reports it (otherwise a ReplicaSet
 reconciled twice in a row would create its pods twice). A watch event still
 in flight from before that write (an older resourceVersion of the same
-object) then leaves the assumed copy in place.
+object) then leaves the assumed copy in place. Likewise an object a
+controller saw deleted (``assume_deleted``) is remembered by uid until the
+watch reports its deletion: an event from before, still in flight, does not
+bring it back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Callable, Hashable, Iterable
 
 from google.protobuf.message import Message
@@ -28,6 +32,9 @@ from google.protobuf.message import Message
 from control.api import selectors
 from control.client import Client
 from control.reflector import Reflector
+
+# How long a deletion seen by a controller keeps stale events about the object out.
+DELETED_MEMORY_SECONDS = 300.0
 
 Handler = Callable[[Message | None, Message | None], None]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
@@ -55,6 +62,7 @@ class Informer:
         self.kind = kind
         self._handlers: list[Handler] = []
         self._owned: dict[str, dict[Key, Message]] = {}
+        self._deleted: dict[str, float] = {}  # uid -> when a controller saw it deleted
         self.reflector: Reflector[Message] = Reflector(api, kind, on_change=self._changed)
 
     @property
@@ -102,16 +110,30 @@ class Informer:
         self._changed(held, obj)
 
     def assume_deleted(self, obj: Message) -> None:
-        """Forget obj (just deleted by a controller) before the watch says so."""
+        """Forget obj (seen deleted by a controller: gone from the store) before the watch says so."""
+        now = time.monotonic()
+        for uid in [uid for uid, at in self._deleted.items() if now - at > DELETED_MEMORY_SECONDS]:
+            del self._deleted[uid]
+        self._deleted[obj.metadata.uid] = now
         key = (obj.metadata.namespace, obj.metadata.name)
         held = self.reflector.items.get(key)
         if held is not None and held.metadata.uid == obj.metadata.uid:
             del self.reflector.items[key]
-            self._changed(held, None)
+            self._changed(held, None, assumed=True)
 
     # ------------------------------------------------------------ bookkeeping
 
-    def _changed(self, old: Message | None, new: Message | None) -> None:
+    def _changed(self, old: Message | None, new: Message | None, *, assumed: bool = False) -> None:
+        if new is not None and new.metadata.uid in self._deleted:
+            # An event from before a deletion seen here: the object is gone, keep it out.
+            key = (new.metadata.namespace, new.metadata.name)
+            if old is None:
+                self.reflector.items.pop(key, None)
+            else:
+                self.reflector.items[key] = old
+            return
+        if new is None and old is not None and not assumed:
+            self._deleted.pop(old.metadata.uid, None)  # the watch has caught up with the deletion
         if (old is not None and new is not None and old.metadata.uid == new.metadata.uid
                 and _version(new) < _version(old)):
             # A watch event written before a copy assumed here: keep the newer copy.
