@@ -15,16 +15,17 @@ A controller that writes an object can ``assume`` the result at once, so its
 next pass sees the write before the watch reports it (otherwise a ReplicaSet
 reconciled twice in a row would create its pods twice). A watch event still
 in flight from before that write (an older resourceVersion of the same
-object) then leaves the assumed copy in place. Likewise an object a
-controller saw deleted (``assume_deleted``) is remembered by uid until the
-watch reports its deletion: an event from before, still in flight, does not
-bring it back.
+object) then leaves the assumed copy in place. Likewise an object seen
+deleted, by a controller (``assume_deleted``) or by the watch, is remembered
+by uid for a while: neither an event from before, still in flight, nor the
+late answer to a write made before brings it back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Callable, Hashable, Iterable
 
 from google.protobuf.message import Message
@@ -33,8 +34,8 @@ from control.api import selectors
 from control.client import Client
 from control.reflector import Reflector
 
-# How long a deletion seen by a controller keeps stale events about the object out.
-DELETED_MEMORY_SECONDS = 300.0
+# How long an object seen deleted is kept out of the cache, whatever stale event or answer comes.
+GONE_MEMORY_SECONDS = 300.0
 
 Handler = Callable[[Message | None, Message | None], None]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
@@ -62,7 +63,7 @@ class Informer:
         self.kind = kind
         self._handlers: list[Handler] = []
         self._owned: dict[str, dict[Key, Message]] = {}
-        self._deleted: dict[str, float] = {}  # uid -> when a controller saw it deleted
+        self._gone: OrderedDict[str, float] = OrderedDict()  # uid -> when it was seen deleted
         self.reflector: Reflector[Message] = Reflector(api, kind, on_change=self._changed)
 
     @property
@@ -101,7 +102,14 @@ class Informer:
     # ------------------------------------------------------------ writes seen early
 
     def assume(self, obj: Message) -> None:
-        """Hold obj (just written by a controller) now, unless a newer copy is already held."""
+        """Hold obj (just written by a controller) now, unless a newer copy is already held.
+
+        A write's answer can come after the watch has already reported the
+        object deleted (a pod deleted gracefully whose node confirmed at
+        once): an object known gone is never held again.
+        """
+        if obj.metadata.uid in self._gone:
+            return
         key = (obj.metadata.namespace, obj.metadata.name)
         held = self.reflector.items.get(key)
         if held is not None and held.metadata.uid == obj.metadata.uid and _version(held) >= _version(obj):
@@ -111,20 +119,27 @@ class Informer:
 
     def assume_deleted(self, obj: Message) -> None:
         """Forget obj (seen deleted by a controller: gone from the store) before the watch says so."""
-        now = time.monotonic()
-        for uid in [uid for uid, at in self._deleted.items() if now - at > DELETED_MEMORY_SECONDS]:
-            del self._deleted[uid]
-        self._deleted[obj.metadata.uid] = now
+        self._remember_gone(obj.metadata.uid)
         key = (obj.metadata.namespace, obj.metadata.name)
         held = self.reflector.items.get(key)
         if held is not None and held.metadata.uid == obj.metadata.uid:
             del self.reflector.items[key]
-            self._changed(held, None, assumed=True)
+            self._changed(held, None)
 
     # ------------------------------------------------------------ bookkeeping
 
-    def _changed(self, old: Message | None, new: Message | None, *, assumed: bool = False) -> None:
-        if new is not None and new.metadata.uid in self._deleted:
+    def _remember_gone(self, uid: str) -> None:
+        now = time.monotonic()
+        while self._gone:
+            oldest, at = next(iter(self._gone.items()))
+            if now - at <= GONE_MEMORY_SECONDS:
+                break
+            del self._gone[oldest]
+        self._gone[uid] = now
+        self._gone.move_to_end(uid)
+
+    def _changed(self, old: Message | None, new: Message | None) -> None:
+        if new is not None and new.metadata.uid in self._gone:
             # An event from before a deletion seen here: the object is gone, keep it out.
             key = (new.metadata.namespace, new.metadata.name)
             if old is None:
@@ -132,8 +147,8 @@ class Informer:
             else:
                 self.reflector.items[key] = old
             return
-        if new is None and old is not None and not assumed:
-            self._deleted.pop(old.metadata.uid, None)  # the watch has caught up with the deletion
+        if old is not None and (new is None or new.metadata.uid != old.metadata.uid):
+            self._remember_gone(old.metadata.uid)  # deleted (or its name reused): uids are never reused
         if (old is not None and new is not None and old.metadata.uid == new.metadata.uid
                 and _version(new) < _version(old)):
             # A watch event written before a copy assumed here: keep the newer copy.

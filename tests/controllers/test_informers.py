@@ -58,3 +58,14 @@ def test_an_older_event_does_not_replace_an_assumed_newer_copy():
     assert shared.get("default", "web-0").metadata.resource_version == "15"
     shared.reflector._apply("MODIFIED", pod("web-0", "a", 16))
     assert shared.get("default", "web-0").metadata.resource_version == "16"
+
+
+def test_the_late_answer_to_a_delete_does_not_bring_back_what_the_watch_saw_deleted():
+    shared, _ = informer()
+    shared.reflector._apply("ADDED", pod("web-3", "a", 10))
+    # The node confirmed the graceful deletion before the controller read the answer to its delete.
+    shared.reflector._apply("MODIFIED", pod("web-3", "a", 11, deleting=True))
+    shared.reflector._apply("DELETED", pod("web-3", "a", 12))
+    shared.assume(pod("web-3", "a", 11, deleting=True))
+    assert shared.get("default", "web-3") is None
+    assert shared.owned_by("sts") == [] and len(shared) == 0
