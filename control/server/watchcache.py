@@ -15,7 +15,9 @@ the store has compacted it since, because the cache still holds its events.
 A subscriber whose queue fills (a client that stopped reading) is cut off
 with ``SubscriberTooSlow``; a broken store watch ends every subscriber with
 ``CacheReset`` and the cache starts over from a fresh list. Either way the
-client re-watches from the last revision it saw.
+client re-watches from the last revision it saw. So does any other failure in
+the cache's task: it ends only by ``stop``, since a cache that ended would
+leave its watchers waiting for events that never come.
 
 A cache can also keep the current objects (``keep_objects``): the Namespace
 cache does, so creates check their namespace without a store read.
@@ -157,9 +159,14 @@ class KindCache:
                 async for event in self.store.watch(prefix, start_revision=revision + 1):
                     self._apply(event)
             except asyncio.CancelledError:
-                raise
+                if asyncio.current_task().cancelling():
+                    raise  # stop(), or the loop shutting down
+                # Nobody cancelled this task: a call below was cut off (its connection closed).
+                log.warning("watch cache for %s restarts: a store call was cancelled", self.kind.plural)
             except (StoreError, ValueError) as err:
                 log.warning("watch cache for %s restarts: %s", self.kind.plural, err)
+            except Exception:
+                log.exception("watch cache for %s restarts after an unexpected error", self.kind.plural)
             self.ready.clear()
             for subscriber in list(self._subscribers):
                 subscriber.close(CacheReset(f"the {self.kind.plural} watch cache restarted; watch again"))

@@ -24,7 +24,14 @@ Connections: endpoints are tried in order. Before each call the channel's
 state is checked; a channel that is not ready gets one connection attempt, and
 if that fails, or a call fails with UNAVAILABLE or DEADLINE_EXCEEDED, we move
 to the next endpoint (on a fresh channel, which also skips gRPC's reconnect
-backoff). Reads are retried on the next endpoint. Writes are retried only
+backoff). The watches on the channel left behind end at once (the member may
+have stopped receiving events; their callers watch again), but the channel is
+closed only once the calls still running on it have ended: closing a gRPC
+channel cancels its calls, and the cancellation would reach their callers as
+``asyncio.CancelledError``, the signal that a task itself is being cancelled
+(a watch cache taking it so would stop for good and leave its watchers waiting
+for ever). A call cut off all the same (by ``close``) ends with
+StoreUnavailableError. Reads are retried on the next endpoint. Writes are retried only
 when gRPC reports it found no connection to send them on; a write cut off
 mid-call may have been applied, so the caller gets StoreUnavailableError and
 re-reads, as with etcd's own clients. A watch whose connection breaks ends with StoreUnavailableError;
@@ -44,9 +51,11 @@ off (etcd itself throttles slow watch streams).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Coroutine, Iterator
 
 import aetcd
 import grpc
@@ -71,10 +80,13 @@ _CHANNEL_OPTIONS = {
     "grpc.max_receive_message_length": 2**31 - 1,
     # A member that dies without closing its connections (its host gone, a partition) would
     # leave watches waiting forever: pings find such a connection dead within seconds. etcd
-    # accepts a ping every 5 s at most (--grpc-keepalive-min-time).
+    # accepts a ping every 5 s at most (--grpc-keepalive-min-time), and only while a call is
+    # open on the connection: it answers pings on an idle one with GOAWAY "too_many_pings",
+    # which fails the calls on it. An idle connection needs no pings (a call's deadline finds
+    # a dead member).
     "grpc.keepalive_time_ms": 10_000,
     "grpc.keepalive_timeout_ms": 5_000,
-    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_permit_without_calls": 0,
     "grpc.http2.max_pings_without_data": 0,
 }
 _COMPACTED_MESSAGE = "required revision has been compacted"
@@ -157,6 +169,10 @@ class EtcdStore:
         self._index = 0
         self._client: aetcd.Client | None = None
         self._connect_lock = asyncio.Lock()
+        # The KV calls running on each client, and the dropped clients that wait for theirs
+        # to end before they are closed.
+        self._calls: Counter[aetcd.Client] = Counter()
+        self._retired: set[aetcd.Client] = set()
         self._compacted_floor = 1
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -209,12 +225,34 @@ class EtcdStore:
                           credentials=self._credentials)
 
     def _drop(self, client: aetcd.Client) -> None:
-        """Stop using client (its endpoint failed) and move to the next endpoint."""
+        """Stop using client (its endpoint failed) and move to the next endpoint: its watches
+        end now, the client itself once the calls running on it have (see the module doc)."""
         if self._client is not client:
             return
         self._client = None
         self._index = (self._index + 1) % len(self._endpoints)
-        task = asyncio.get_running_loop().create_task(_close_quietly(client))
+        if self._calls[client]:
+            self._retired.add(client)
+            self._in_background(_end_watches(client))
+        else:
+            self._in_background(_close_quietly(client))
+
+    @contextlib.contextmanager
+    def _calling(self, client: aetcd.Client) -> Iterator[None]:
+        """Counts a KV call on client, so that dropping the client does not cut the call off."""
+        self._calls[client] += 1
+        try:
+            yield
+        finally:
+            self._calls[client] -= 1
+            if not self._calls[client]:
+                del self._calls[client]
+                if client in self._retired:
+                    self._retired.discard(client)
+                    self._in_background(_close_quietly(client))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -227,7 +265,14 @@ class EtcdStore:
         for _ in range(len(self._endpoints)):
             client = await self._connected_client()
             try:
-                return await getattr(client.kvstub, method)(request, timeout=self._timeout, metadata=client.metadata)
+                with self._calling(client):
+                    return await getattr(client.kvstub, method)(request, timeout=self._timeout,
+                                                                metadata=client.metadata)
+            except asyncio.CancelledError:
+                if _cancelling():
+                    raise
+                # Not our cancellation: gRPC cancelled the call because its channel closed.
+                raise StoreUnavailableError(f"etcd {method} was cut off: its connection was closed") from None
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in _CONNECTION_CODES:
                     if raw_errors:
@@ -362,8 +407,12 @@ class EtcdStore:
                 store_event = _store_event(event)
                 next_revision = store_event.revision + 1
                 yield store_event
-            if not self._closed:  # aetcd ends watches quietly when their client closes
+            if not self._closed:  # aetcd ends watches quietly when their client is dropped or closed
                 raise StoreUnavailableError(f"etcd watch of {prefix!r} ended: its connection was closed")
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise
+            raise StoreUnavailableError(f"etcd watch of {prefix!r} was cut off: its connection was closed") from None
         except aetcd.RevisionCompactedError as exc:
             raise CompactedError(next_revision, exc.compacted_revision) from exc
         except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.WatchTimeoutError) as exc:
@@ -381,10 +430,17 @@ class EtcdStore:
     async def close(self) -> None:
         """Close the connection; open watches end."""
         self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            await _close_quietly(client)
+        clients = [*self._retired, *([self._client] if self._client is not None else [])]
+        self._client = None
+        self._retired.clear()
+        await asyncio.gather(*(_close_quietly(client) for client in clients))
         await asyncio.gather(*self._closing)
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled (rather than a call cancelled under it)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _wait_ready(client: aetcd.Client, *, timeout: float) -> bool:
@@ -408,6 +464,13 @@ def _never_sent(exc: grpc.aio.AioRpcError) -> bool:
     """Whether a failed call never left the client: gRPC found no connection to
     send it on (the channel was down though it still looked ready to us)."""
     return exc.code() == grpc.StatusCode.UNAVAILABLE and _NOT_CONNECTED_MESSAGE in (exc.details() or "")
+
+
+async def _end_watches(client: aetcd.Client) -> None:
+    """End client's watches (quietly, as closing it would) and leave its calls be."""
+    watcher = getattr(client, "_watcher", None)  # set by connect(), in aetcd's and _TLSClient's
+    if watcher is not None:
+        await watcher.shutdown()
 
 
 async def _close_quietly(client: aetcd.Client) -> None:

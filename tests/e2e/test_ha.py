@@ -7,7 +7,9 @@ etcd cluster, two agents that know all three replicas, and faults.
   Deployment scaled meanwhile gets its new pods, and no pod is lost or
   duplicated.
 - One etcd member stops: writes go on through the other two (the API
-  answers, and the controllers scale a Deployment down).
+  answers, the controllers scale a Deployment down, and the agents, whose
+  watches the replicas now serve from the other members, stop the pods
+  deleted and confirm their deletion).
 - An agent's host is cut off from every replica (a partition: its TCP
   connections to the control plane go through relays the test cuts,
   tests/support/tcp_relay.py; its pods keep running, as they would): for
@@ -157,6 +159,15 @@ async def running(api: Client) -> dict[str, str]:
             if p.status.phase == "Running" and not p.metadata.HasField("deletion_timestamp")}
 
 
+async def sandboxes(cluster: Cluster) -> set[str]:
+    """The names of the Deployment's pods that the agents' runtimes still have."""
+    names: set[str] = set()
+    for node in NODES:
+        runtime = ProcessRuntime(str(cluster.tmp_path / node / "process-runtime"))
+        names |= {s.pod_name for s in await runtime.list_sandboxes() if s.pod_name.startswith("web-")}
+    return names
+
+
 async def start_web(api: Client) -> dict[str, str]:
     await api.create(manifest.to_message(yaml.safe_load(DEPLOYMENT)))
 
@@ -226,6 +237,15 @@ async def test_the_cluster_carries_on_when_its_leader_is_killed_and_an_etcd_memb
             return len(live) == 2
 
         await eventually(two_left, timeout=120, what="the Deployment scaled down to two with an etcd member down")
+
+        async def deleted_ones_stopped():
+            # The agents' part: each learns of the deletions on its node, stops those pods, and
+            # confirms it, so that they leave the API.
+            left = {p.metadata.name for p in await web_pods(api)}
+            return len(left) == 2 and await sandboxes(cluster) <= left
+
+        await eventually(deleted_ones_stopped, timeout=60,
+                         what="the agents stopped the deleted pods and they left the API, with an etcd member down")
 
 
 async def test_a_partitioned_agent_keeps_its_pods_for_a_short_cut_and_loses_them_for_a_long_one(cluster: Cluster):

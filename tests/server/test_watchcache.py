@@ -10,7 +10,7 @@ import pytest
 from control.api import errors, kinds
 from control.server import watchcache
 from control.server.resources import ResourceService
-from control.store import open_store
+from control.store import StoreUnavailableError, open_store
 from tests.server.test_api import make_configmap
 
 CONFIGMAP = kinds.by_kind("ConfigMap")
@@ -112,3 +112,74 @@ async def test_a_watcher_that_stops_reading_is_cut_off_with_expired(resources, m
         await asyncio.sleep(0.01)
     with pytest.raises(errors.ExpiredError, match="fell behind"):
         await asyncio.wait_for(take(slow, 20), 5)
+
+
+class CutOffStore:
+    """A store whose watches of one prefix can be broken (StoreUnavailableError), after which
+    its next list of that prefix is cut off the way gRPC cuts off a call whose channel is
+    closed: with an asyncio.CancelledError that nobody asked for. Everything else passes through."""
+
+    def __init__(self, inner, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+        self.broken = asyncio.Event()
+        self.cut_off_lists = 0
+
+    def break_watches(self) -> None:
+        self.broken.set()
+
+    async def list(self, prefix):
+        if prefix == self.prefix and self.broken.is_set():
+            self.broken.clear()
+            self.cut_off_lists += 1
+            raise asyncio.CancelledError()
+        return await self.inner.list(prefix)
+
+    async def watch(self, prefix, *, start_revision):
+        events = self.inner.watch(prefix, start_revision=start_revision)
+        try:
+            while True:
+                following = asyncio.ensure_future(anext(events))
+                broken = asyncio.ensure_future(self.broken.wait())
+                await asyncio.wait({following, broken}, return_when=asyncio.FIRST_COMPLETED)
+                broken.cancel()
+                if prefix == self.prefix and self.broken.is_set():
+                    following.cancel()
+                    raise StoreUnavailableError("the watch's connection broke")
+                yield await following
+        finally:
+            await events.aclose()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+async def test_a_cache_whose_store_call_is_cut_off_starts_over_and_its_watchers_relist(tmp_path):
+    """A cancellation the cache's task did not ask for (a store call cut off under it) is a failure
+    like any other: the watchers are told to relist (ExpiredError), the cache starts over, and
+    watches opened after it get every change. Ending the cache instead would leave them all
+    waiting for events that never come."""
+    store = CutOffStore(await open_store(f"sqlite:///{tmp_path}/state.db"), CONFIGMAP.storage_prefix())
+    service = ResourceService(store)
+    from control.service import ensure_system_namespaces
+    await ensure_system_namespaces(service)
+    try:
+        await started_cache(service)
+        _, revision = await service.list(CONFIGMAP, namespace="default")
+        watching = asyncio.create_task(take(service.watch(CONFIGMAP, namespace="default",
+                                                          resource_version=str(revision)), 2))
+        await service.create(make_configmap("before", {}))
+        store.break_watches()
+        with pytest.raises(errors.ExpiredError):
+            await asyncio.wait_for(watching, 5)
+
+        _, revision = await service.list(CONFIGMAP, namespace="default")
+        after = asyncio.create_task(take(service.watch(CONFIGMAP, namespace="default",
+                                                       resource_version=str(revision)), 1))
+        await service.create(make_configmap("after", {}))
+        events = await asyncio.wait_for(after, 5)
+        assert [(t, o.metadata.name) for t, o in events] == [("ADDED", "after")]
+        assert store.cut_off_lists == 1, "the cache's list was cut off once, and it started over"
+    finally:
+        await service.close()
+        await store.close()

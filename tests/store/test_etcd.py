@@ -6,7 +6,8 @@ StoreUnavailableError when nothing answers; etcd's own revision numbering;
 and compacted_revision() found from etcd itself, not from our own memory.
 
 An endpoint that dies is simulated with a TCP proxy in front of the real etcd:
-closing the proxy drops its connections and refuses new ones.
+closing the proxy drops its connections and refuses new ones; stalling it holds
+its connections open but passes nothing on (a member that stopped answering).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class TcpProxy:
         self._target = parse_endpoint(target)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Pass nothing on from now on, in either direction, keeping the connections open."""
+        self._flowing.clear()
 
     async def start(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -42,7 +49,8 @@ class TcpProxy:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         self._writers |= {client_writer, upstream_writer}
         await asyncio.gather(
-            _pipe(client_reader, upstream_writer), _pipe(upstream_reader, client_writer), return_exceptions=True
+            _pipe(client_reader, upstream_writer, self._flowing), _pipe(upstream_reader, client_writer, self._flowing),
+            return_exceptions=True,
         )
 
     async def close(self) -> None:
@@ -50,12 +58,14 @@ class TcpProxy:
         self._server.close()
         for writer in self._writers:
             writer.transport.abort()
+        self._flowing.set()  # stalled pipes go on, to find their connections closed
         await self._server.wait_closed()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     try:
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     finally:
@@ -147,6 +157,26 @@ async def test_a_watch_whose_endpoint_dies_ends_with_store_unavailable_and_can_r
             assert (await anext(resumed)).kv == second
     finally:
         await resumed.aclose()
+
+
+async def test_a_call_that_fails_over_does_not_cut_off_the_calls_still_running_on_its_endpoint(
+    proxied_store: tuple[EtcdStore, TcpProxy], etcd_endpoint: str, prefix: str
+) -> None:
+    """When one call gives up on an endpoint (here: past its deadline on a member that stopped
+    answering), the calls still waiting on that endpoint are not cancelled under their callers
+    (gRPC cancels the calls of a channel that is closed, and callers would take that
+    CancelledError as their own cancellation): each ends by itself and, being a read, is
+    answered by the next endpoint."""
+    store, proxy = proxied_store
+    created = await store.create(prefix + "a", b"1")
+    proxy.stall()
+    first = asyncio.create_task(store.get(prefix + "a"))
+    await asyncio.sleep(0.3)  # a later deadline than the first read's
+    second = asyncio.create_task(store.get(prefix + "a"))
+    async with asyncio.timeout(10):
+        assert await first == created
+        assert await second == created
+    assert store.endpoint == etcd_endpoint
 
 
 async def test_compacted_revision_is_read_from_etcd_not_remembered(etcd_endpoint: str, prefix: str) -> None:
