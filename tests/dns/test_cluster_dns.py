@@ -265,7 +265,8 @@ async def test_external_name_is_a_cname_and_ptr_names_a_cluster_ip(cluster):
     assert [(rrset.rdtype, rrset[0].to_text()) for rrset in cname.answer] == [
         (dns.rdatatype.CNAME, "mail.example.org.")]
     reverse = dns.reversename.from_address(created.spec.cluster_ip).to_text()
-    ptr = await ask(address, reverse, "PTR")
+    # web was created after mail: the server may have seen mail's Service and not yet web's.
+    ptr = await wait_for(lambda: ask_ok(address, reverse, "PTR"), what="the PTR")
     assert [item.to_text() for item in ptr.answer[0]] == ["web.default.svc.cluster.local."]
 
 
