@@ -51,6 +51,7 @@ from typing import Hashable, Iterable
 from google.protobuf.message import Message
 
 from control.api import errors, kinds
+from control.controllers.informers import version_of
 from control.controllers.manager import ControllerContext
 from control.controllers.queue import WorkQueue, run_workers
 
@@ -81,13 +82,6 @@ class _Snapshot:
     taken: float
     revision: int = 0
     dependents: dict[str, list[tuple[kinds.Kind, Message]]] = field(default_factory=dict)
-
-
-def _version(obj: Message) -> int:
-    try:
-        return int(obj.metadata.resource_version or 0)
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -251,7 +245,7 @@ class GarbageCollector:
         deletion), and that step cannot be undone.
         """
         namespace = owner.obj.metadata.namespace
-        snapshot = await self._snapshot(namespace, since=_version(owner.obj))
+        snapshot = await self._snapshot(namespace, since=version_of(owner.obj))
         waiting = [(kind, obj) for kind, obj in snapshot.dependents.get(owner.uid, ())
                    if not blocking or blocks(obj, owner.uid)]
         if not waiting:
@@ -266,7 +260,7 @@ class GarbageCollector:
         """Whether anything names tracked as its owner: in the cache or, failing that, in the store."""
         if self.dependents.get(tracked.uid):
             return True
-        snapshot = await self._snapshot(tracked.obj.metadata.namespace, since=_version(tracked.obj))
+        snapshot = await self._snapshot(tracked.obj.metadata.namespace, since=version_of(tracked.obj))
         return bool(snapshot.dependents.get(tracked.uid))
 
     async def _snapshot(self, namespace: str, *, since: int) -> "_Snapshot":

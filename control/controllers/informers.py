@@ -49,7 +49,8 @@ def controller_uid(obj: Message) -> str:
     return ""
 
 
-def _version(obj: Message) -> int:
+def version_of(obj: Message) -> int:
+    """obj's resourceVersion as a number (0 when unset); revisions grow store-wide."""
     try:
         return int(obj.metadata.resource_version or 0)
     except ValueError:
@@ -112,7 +113,7 @@ class Informer:
             return
         key = (obj.metadata.namespace, obj.metadata.name)
         held = self.reflector.items.get(key)
-        if held is not None and held.metadata.uid == obj.metadata.uid and _version(held) >= _version(obj):
+        if held is not None and held.metadata.uid == obj.metadata.uid and version_of(held) >= version_of(obj):
             return
         self.reflector.items[key] = obj
         self._changed(held, obj)
@@ -150,7 +151,7 @@ class Informer:
         if old is not None and (new is None or new.metadata.uid != old.metadata.uid):
             self._remember_gone(old.metadata.uid)  # deleted (or its name reused): uids are never reused
         if (old is not None and new is not None and old.metadata.uid == new.metadata.uid
-                and _version(new) < _version(old)):
+                and version_of(new) < version_of(old)):
             # A watch event written before a copy assumed here: keep the newer copy.
             self.reflector.items[(new.metadata.namespace, new.metadata.name)] = old
             return

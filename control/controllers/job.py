@@ -48,11 +48,9 @@ a new Job of the same name) are released: their finalizer is removed once a
 live read confirms the owner is gone, so the garbage collector can delete them.
 
 A pod this controller saw deleted (its own write removed the last finalizer,
-or the API said it is gone) leaves the pod cache at once, but the pod watch
-may still be behind: an event from before the deletion would put the pod
-back, finalizer and all, and it would be counted a second time. Such a pod's
-uid is kept as an unseen deletion, and the controller ignores every copy of
-it, until the watch reports the deletion itself.
+or the API said it is gone) leaves the pod cache at once (``assume_deleted``);
+the shared informer keeps a stale event from before the deletion from
+putting it back, finalizer and all, to be counted a second time.
 
 The counting rules and the reading of a Job's spec and conditions are pure
 functions in control/controllers/job_state.py.
@@ -76,7 +74,6 @@ from control.controllers.job_state import (
     completion_index, counts_as_failed, finished_condition, format_indexes, holds_finalizer, is_indexed,
     job_reference, move_counted, parse_indexes, set_condition, true_condition,
 )
-from control.controllers.informers import controller_uid
 from control.controllers.manager import ControllerContext
 from control.controllers.pods import is_active, is_finished, is_ready, is_terminating, pod_from_template
 from control.controllers.queue import WorkQueue, run_workers
@@ -123,10 +120,6 @@ class JobController:
         self.queue = WorkQueue()
         self.recorder = EventRecorder(ctx.api, component=COMPONENT)
         self._failures: dict[str, _Failures] = {}
-        # Pods deleted by this controller's writes whose DELETED the pod watch
-        # has not delivered yet: pod uid -> its Job's uid (see the module docstring).
-        # An entry goes with that DELETED, or with the Job at the latest.
-        self._unseen_deletions: dict[str, str] = {}
 
     async def run(self) -> None:
         # Handlers are added once both caches hold everything (add_handler
@@ -150,16 +143,11 @@ class JobController:
         self.queue.add((job.metadata.namespace, job.metadata.name))
         if new is None:
             self._failures.pop(job.metadata.uid, None)
-            for uid in [uid for uid, owner in self._unseen_deletions.items() if owner == job.metadata.uid]:
-                del self._unseen_deletions[uid]
-            for pod in self._owned_pods(job.metadata.uid):
+            for pod in self.pods.owned_by(job.metadata.uid):
                 if TRACKING_FINALIZER in pod.metadata.finalizers:
                     self.queue.add(OrphanPod(pod.metadata.namespace, pod.metadata.name))
 
     def _pod_changed(self, old: Message | None, new: Message | None) -> None:
-        if new is None and old is not None:
-            # The watch's own DELETED (ours was recorded after assume_deleted ran).
-            self._unseen_deletions.pop(old.metadata.uid, None)
         for pod in (old, new):
             if pod is None:
                 continue
@@ -183,7 +171,7 @@ class JobController:
         if job is None:
             return None
         if job.metadata.HasField("deletion_timestamp"):
-            for pod in self._owned_pods(job.metadata.uid):
+            for pod in self.pods.owned_by(job.metadata.uid):
                 await self._drop_finalizer(pod)
             return None
         return await self.sync(job)
@@ -233,7 +221,7 @@ class JobController:
                 if deadline is not None:
                     again = min(again, deadline - now) if again is not None else deadline - now
 
-        pods = self._owned_pods(job.metadata.uid)
+        pods = self.pods.owned_by(job.metadata.uid)
         running = [pod for pod in pods if not is_finished(pod)]
         if not running:
             self._finish(job, status, now)
@@ -249,7 +237,7 @@ class JobController:
 
     async def _track(self, job: batch_pb2.Job, now: float) -> tuple[batch_pb2.Job, list[core_pb2.Pod]]:
         """Record newly finished pods as uncounted, then release their finalizers."""
-        pods = self._owned_pods(job.metadata.uid)
+        pods = self.pods.owned_by(job.metadata.uid)
         uncounted = job.status.uncounted_terminated_pods
         listed = {*uncounted.succeeded, *uncounted.failed}
         new_succeeded = [p for p in pods if holds_finalizer(p) and p.metadata.uid not in listed
@@ -273,7 +261,7 @@ class JobController:
         for pod in pods:
             if pod.metadata.uid in listed:
                 await self._drop_finalizer(pod)
-        return job, self._owned_pods(job.metadata.uid)
+        return job, self.pods.owned_by(job.metadata.uid)
 
     def _note_failures(self, job: batch_pb2.Job, *, succeeded: int, failed: int, now: float) -> None:
         record = self._failures.setdefault(job.metadata.uid, _Failures())
@@ -378,7 +366,7 @@ class JobController:
             except (errors.NotFoundError, errors.ConflictError):
                 continue
             if gone:
-                self._forget_deleted(found)
+                self.pods.assume_deleted(found)
             else:
                 self.pods.assume(found)
             self.recorder.normal(job, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
@@ -413,35 +401,22 @@ class JobController:
             try:
                 written = await self.api.update(changed)
             except errors.NotFoundError:
-                self._forget_deleted(pod)
+                self.pods.assume_deleted(pod)
                 return None
             except errors.ConflictError:
                 try:
                     pod = await self.api.get("Pod", pod.metadata.name, namespace=pod.metadata.namespace)
                 except errors.NotFoundError:
-                    self._forget_deleted(pod)
+                    self.pods.assume_deleted(pod)
                     return None
                 continue
             if written.metadata.HasField("deletion_timestamp") and not written.metadata.finalizers \
                     and written.metadata.deletion_grace_period_seconds == 0:
-                self._forget_deleted(written)  # that was the last thing keeping it
+                self.pods.assume_deleted(written)  # that was the last thing keeping it
                 return None
             self.pods.assume(written)
             return written
         raise errors.ConflictError(f"pod {pod.metadata.name} keeps changing; its finalizer is still there")
-
-    def _forget_deleted(self, pod: core_pb2.Pod) -> None:
-        """Drop a pod known to be deleted from the cache; until the watch says so too, ignore its stale copies."""
-        held = self.pods.get(pod.metadata.namespace, pod.metadata.name)
-        self.pods.assume_deleted(pod)
-        if held is not None and held.metadata.uid == pod.metadata.uid:
-            # Still held, so the watch's DELETED is yet to come, and events from
-            # before it could put the pod back.
-            self._unseen_deletions[pod.metadata.uid] = controller_uid(pod)
-
-    def _owned_pods(self, job_uid: str) -> list[core_pb2.Pod]:
-        """The Job's pods in the cache, without stale copies of pods already deleted."""
-        return [pod for pod in self.pods.owned_by(job_uid) if pod.metadata.uid not in self._unseen_deletions]
 
     async def _release_orphan(self, key: OrphanPod) -> None:
         pod = self.pods.get(key.namespace, key.name)
